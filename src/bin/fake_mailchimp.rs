@@ -1,0 +1,114 @@
+//! `fake-mailchimp`: runs the fake Mailchimp API on loopback (`serve`) and prints an audience (`show`).
+
+use clap::{Parser, Subcommand};
+use destination_mailchimp::fake::{serve, FakeList, Shared};
+use std::io::Write;
+use std::time::Duration;
+
+/// The key and audience of the offline demo (integration_tests/sample_config.json uses them).
+const DEMO_KEY: &str = "0123456789abcdef0123456789abcdef-us6";
+const DEMO_LIST: &str = "a1b2c3d4e5";
+
+#[derive(Parser)]
+#[command(name = "fake-mailchimp", about = "A fake Mailchimp Marketing API for tests and the offline demo")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the fake API; prints MAILCHIMP_API_BASE_URL=… once it listens. Stops on Ctrl-C or SIGTERM.
+    Serve {
+        /// Address to listen on (loopback only; port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: std::net::SocketAddr,
+        /// The only API key the fake accepts.
+        #[arg(long, default_value = DEMO_KEY)]
+        api_key: String,
+        /// The audience's List ID.
+        #[arg(long, default_value = DEMO_LIST)]
+        list_id: String,
+        /// Delay before each API answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Contacts that are already in the audience as unsubscribed (repeatable).
+        #[arg(long = "unsubscribed")]
+        unsubscribed: Vec<String>,
+    },
+    /// Print the members of an audience of a running fake.
+    Show {
+        /// The fake's MAILCHIMP_API_BASE_URL.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = DEMO_LIST)]
+        list_id: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    match Cli::parse().command {
+        Command::Serve { addr, api_key, list_id, latency_ms, unsubscribed } => {
+            if !addr.ip().is_loopback() {
+                eprintln!("fake-mailchimp listens on loopback addresses only (got {addr})");
+                std::process::exit(2);
+            }
+            let mut list = FakeList::with_default_fields(&list_id, "HeroPixel Demo Audience");
+            for email in &unsubscribed {
+                list.put_member(email, "unsubscribed", serde_json::json!({}));
+            }
+            let shared = Shared::new(&api_key, vec![list]);
+            *shared.latency.lock().expect("latency lock") = Duration::from_millis(latency_ms);
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            println!("MAILCHIMP_API_BASE_URL=http://{}/3.0", listener.local_addr()?);
+            std::io::stdout().flush()?;
+            serve(shared, listener, stop_signal()).await
+        }
+        Command::Show { url, list_id } => show(&url, &list_id).await,
+    }
+}
+
+async fn stop_signal() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn show(url: &str, list_id: &str) -> std::io::Result<()> {
+    let root = url.trim_end_matches('/').trim_end_matches("/3.0");
+    let members: Vec<serde_json::Value> = reqwest::get(format!("{root}/_fake/lists/{list_id}/members"))
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(std::io::Error::other)?
+        .json()
+        .await
+        .map_err(std::io::Error::other)?;
+    println!("{} contacts in audience {list_id}:", members.len());
+    println!("{:<34} {:<13} {:<36} tags", "email_address", "status", "merge_fields");
+    for m in &members {
+        let fields: Vec<String> = m["merge_fields"]
+            .as_object()
+            .map(|f| {
+                f.iter()
+                    .map(|(k, v)| {
+                        format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tags: Vec<&str> =
+            m["tags"].as_array().map(|t| t.iter().filter_map(|t| t.as_str()).collect()).unwrap_or_default();
+        println!(
+            "{:<34} {:<13} {:<36} {}",
+            m["email_address"].as_str().unwrap_or(""),
+            m["status"].as_str().unwrap_or(""),
+            fields.join(" "),
+            tags.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! The `check` command: is the config valid, is the key accepted, does the audience exist?
+
+use crate::config;
+use crate::error::ConnectorError;
+use crate::mailchimp::client::Client;
+use std::path::Path;
+use std::time::Duration;
+
+/// Check answers within seconds: a brief retry budget for passing errors.
+const CHECK_RETRY_TIME: Duration = Duration::from_secs(5);
+
+/// Returns the SUCCEEDED message, or the error whose message becomes the FAILED message.
+pub async fn check(config_path: &Path) -> Result<String, ConnectorError> {
+    let config = config::load(config_path)?;
+    let client = Client::new(&config)?.with_max_retry_time(CHECK_RETRY_TIME);
+    client.ping().await?;
+    let list = client.list().await?;
+    Ok(format!(
+        "Connected to the Mailchimp audience '{}' (List ID {}, {} contacts).",
+        list.name, list.id, list.stats.member_count
+    ))
+}

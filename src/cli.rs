@@ -1,0 +1,33 @@
+//! Command-line interface: the protocol's commands, as the platform runs them.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "destination-mailchimp",
+    version,
+    about = "Airbyte-protocol destination: sync records into a Mailchimp audience"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the connector specification (one SPEC message).
+    Spec,
+    /// Validate the config and test the key and the audience (one CONNECTION_STATUS message).
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read AirbyteMessages on stdin and upsert their records as contacts.
+    Write {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        catalog: PathBuf,
+    },
+}

@@ -1,0 +1,297 @@
+//! The user's configuration: validated against spec.json, then parsed into a typed `Config`.
+
+use crate::error::ConnectorError;
+use crate::spec::connection_specification;
+use serde_json::Value;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The environment variable that replaces the Mailchimp base URL (tests and the offline demo).
+pub const BASE_URL_ENV: &str = "MAILCHIMP_API_BASE_URL";
+
+/// A Mailchimp API key. It is never printed: `Debug` and `Display` show a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself, for the Authorization header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The status Mailchimp gives a contact (the values this connector may send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    Subscribed,
+    Pending,
+    Transactional,
+    Unsubscribed,
+}
+
+impl MemberStatus {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "subscribed" => Some(Self::Subscribed),
+            "pending" => Some(Self::Pending),
+            "transactional" => Some(Self::Transactional),
+            "unsubscribed" => Some(Self::Unsubscribed),
+            _ => None,
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api_key: ApiKey,
+    pub data_center: String,
+    /// API root without a trailing slash, e.g. `https://us6.api.mailchimp.com/3.0`.
+    pub base_url: String,
+    pub list_id: String,
+    pub tags: Vec<String>,
+    pub status_if_new: MemberStatus,
+    pub email_field: Option<String>,
+    pub batch_size: usize,
+    pub max_concurrent_requests: usize,
+    pub max_retry_time: Duration,
+}
+
+/// Reads, validates and parses the config file; the base URL may be replaced by `MAILCHIMP_API_BASE_URL`.
+pub fn load(path: &Path) -> Result<Config, ConnectorError> {
+    let value = read_json_file(path, "config")?;
+    let base_url_override = std::env::var(BASE_URL_ENV).ok().filter(|v| !v.trim().is_empty());
+    from_value(&value, base_url_override.as_deref())
+}
+
+/// Reads a JSON file named on the command line, with messages that say which file is wrong.
+pub fn read_json_file(path: &Path, what: &str) -> Result<Value, ConnectorError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConnectorError::config(format!("Could not read the {what} file {}: {e}", path.display()))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        ConnectorError::config(format!("The {what} file {} is not valid JSON: {e}", path.display()))
+    })
+}
+
+/// Validates a config value against the spec and parses it.
+pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Config, ConnectorError> {
+    validate_against_spec(value)?;
+    let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let integer = |name: &str, default: u64| value.get(name).and_then(Value::as_u64).unwrap_or(default);
+
+    let api_key = text("api_key").ok_or_else(|| ConnectorError::config("api_key must not be empty."))?;
+    let data_center = data_center_of(api_key)?;
+    let base_url = match base_url_override {
+        Some(url) => checked_base_url(url)?,
+        None => format!("https://{data_center}.api.mailchimp.com/3.0"),
+    };
+    let list_id = text("list_id").ok_or_else(|| ConnectorError::config("list_id must not be empty."))?;
+    let status_if_new = match text("status_if_new") {
+        None => MemberStatus::Subscribed,
+        Some(s) => MemberStatus::parse(s).ok_or_else(|| {
+            ConnectorError::config(format!(
+                "status_if_new must be one of subscribed, pending, transactional, unsubscribed (got '{s}')."
+            ))
+        })?,
+    };
+    Ok(Config {
+        api_key: ApiKey::new(api_key),
+        data_center,
+        base_url,
+        list_id: list_id.to_string(),
+        tags: split_tags(text("tags").unwrap_or("")),
+        status_if_new,
+        email_field: text("email_field").map(str::to_string),
+        batch_size: integer("batch_size", 500).clamp(1, 500) as usize,
+        max_concurrent_requests: integer("max_concurrent_requests", 5).clamp(1, 10) as usize,
+        max_retry_time: Duration::from_secs(integer("max_retry_seconds", 600)),
+    })
+}
+
+/// Splits a comma-separated tag list: trimmed, empty pieces dropped, repeats removed.
+pub fn split_tags(text: &str) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_string());
+        }
+    }
+    tags
+}
+
+const KEY_SHAPE: &str =
+    "A Mailchimp API key looks like 0123456789abcdef0123456789abcdef-us6: copy the whole key \
+     from Profile → Extras → API keys, including the data-center suffix after the dash";
+
+fn data_center_of(api_key: &str) -> Result<String, ConnectorError> {
+    match api_key.rsplit_once('-') {
+        Some((head, dc))
+            if !head.is_empty() && !dc.is_empty() && dc.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            Ok(dc.to_ascii_lowercase())
+        }
+        _ => Err(ConnectorError::config(format!(
+            "The API key has no data-center suffix (such as -us6). {KEY_SHAPE}."
+        ))),
+    }
+}
+
+fn checked_base_url(url: &str) -> Result<String, ConnectorError> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| ConnectorError::config(format!("{BASE_URL_ENV} is not a valid URL ({e}).")))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if is_loopback(&parsed) => {}
+        "http" => {
+            return Err(ConnectorError::config(format!(
+                "{BASE_URL_ENV} uses plain http:// for a host that is not this machine; \
+                 use https:// so that the API key is never sent unencrypted."
+            )))
+        }
+        other => {
+            return Err(ConnectorError::config(format!(
+                "{BASE_URL_ENV} must be an https:// URL (got {other}://)."
+            )))
+        }
+    }
+    Ok(url.trim().trim_end_matches('/').to_string())
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks the config against the spec. Messages name the field; a secret's value is never shown.
+fn validate_against_spec(value: &Value) -> Result<(), ConnectorError> {
+    let validator = jsonschema::draft7::new(connection_specification()).map_err(|e| {
+        ConnectorError::system(format!("The connector's own spec.json is not a valid schema: {e}"))
+    })?;
+    let problems: Vec<String> = validator
+        .iter_errors(value)
+        .map(|error| {
+            let path = error.instance_path.as_str().trim_start_matches('/').replace('/', ".");
+            if path.is_empty() {
+                if matches!(error.kind, jsonschema::error::ValidationErrorKind::Required { .. }) {
+                    error.to_string()
+                } else {
+                    "the config must be a JSON object".to_string()
+                }
+            } else if path == "api_key" || path.starts_with("api_key.") {
+                "api_key must be a non-empty string".to_string()
+            } else {
+                format!("{path}: {error}")
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConnectorError::config(format!("Config validation error: {}.", problems.join("; "))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn good() -> Value {
+        json!({"api_key": "0123456789abcdef0123456789abcdef-us6", "list_id": "a1b2c3d4e5"})
+    }
+
+    #[test]
+    fn parses_defaults_and_data_center() {
+        let config = from_value(&good(), None).unwrap();
+        assert_eq!(config.data_center, "us6");
+        assert_eq!(config.base_url, "https://us6.api.mailchimp.com/3.0");
+        assert_eq!(config.batch_size, 500);
+        assert_eq!(config.max_concurrent_requests, 5);
+        assert_eq!(config.status_if_new, MemberStatus::Subscribed);
+        assert!(config.tags.is_empty());
+        assert_eq!(config.email_field, None);
+    }
+
+    #[test]
+    fn tags_are_split_trimmed_and_deduplicated() {
+        assert_eq!(split_tags(" a, b ,,a, c d ,"), vec!["a", "b", "c d"]);
+        assert!(split_tags(" , ").is_empty());
+    }
+
+    #[test]
+    fn a_key_without_data_center_is_a_config_error_showing_the_shape() {
+        for key in ["deadbeefcafe", "abc-", "-us6", "abc-us 6"] {
+            let mut config = good();
+            config["api_key"] = json!(key);
+            let error = from_value(&config, None).unwrap_err();
+            assert_eq!(error.failure_type, crate::error::FailureType::ConfigError);
+            assert!(error.message.contains("0123456789abcdef0123456789abcdef-us6"), "{}", error.message);
+            assert!(!error.message.contains(key) || key.len() < 6, "key echoed: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn schema_errors_name_the_field_and_never_the_secret() {
+        let mut config = good();
+        config["batch_size"] = json!(900);
+        let message = from_value(&config, None).unwrap_err().message;
+        assert!(message.starts_with("Config validation error: batch_size:"), "{message}");
+
+        let message = from_value(&json!({"list_id": "x"}), None).unwrap_err().message;
+        assert!(message.contains("\"api_key\" is a required property"), "{message}");
+
+        let message =
+            from_value(&json!({"api_key": 12345678901u64, "list_id": "x"}), None).unwrap_err().message;
+        assert!(message.contains("api_key must be a non-empty string") && !message.contains("12345678901"));
+
+        let message = from_value(&json!(["secret-us6"]), None).unwrap_err().message;
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn base_url_override_allows_http_only_on_loopback() {
+        for ok in [
+            "http://127.0.0.1:8080/3.0/",
+            "http://localhost:1/3.0",
+            "http://[::1]:9/3.0",
+            "https://mc.internal/3.0",
+        ] {
+            assert!(from_value(&good(), Some(ok)).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            from_value(&good(), Some("http://127.0.0.1:8080/3.0/")).unwrap().base_url,
+            "http://127.0.0.1:8080/3.0"
+        );
+        for bad in ["http://10.0.0.1/3.0", "http://example.org/3.0", "ftp://127.0.0.1/", "not a url"] {
+            let error = from_value(&good(), Some(bad)).unwrap_err();
+            assert_eq!(error.failure_type, crate::error::FailureType::ConfigError, "{bad}");
+        }
+    }
+
+    #[test]
+    fn api_key_is_redacted_in_debug_and_display() {
+        let config = from_value(&good(), None).unwrap();
+        let shown = format!("{config:?} {}", config.api_key);
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
+}

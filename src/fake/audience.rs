@@ -1,0 +1,423 @@
+//! The fake's data model: audiences, merge fields and members, and batch subscribe as Mailchimp
+//! documents it (per-member errors inside a 200 answer, `status` vs `status_if_new`, compliance states).
+
+use crate::mapping::subscriber_hash;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashSet};
+
+/// Mailchimp's cap on members per batch-subscribe call.
+pub const MAX_BATCH_MEMBERS: usize = 500;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FakeMergeField {
+    pub merge_id: u64,
+    pub tag: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub required: bool,
+    pub options: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FakeMember {
+    pub email_address: String,
+    /// subscribed, unsubscribed, cleaned, pending, transactional or archived.
+    pub status: String,
+    pub merge_fields: Map<String, Value>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FakeList {
+    pub id: String,
+    pub name: String,
+    pub double_optin: bool,
+    pub merge_fields: Vec<FakeMergeField>,
+    /// Members by subscriber hash.
+    pub members: BTreeMap<String, FakeMember>,
+    /// Hashes of permanently deleted addresses: they cannot be imported again.
+    pub forgotten: HashSet<String>,
+}
+
+/// A 400-class answer for a whole request: title, detail and field errors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub status: u16,
+    pub title: String,
+    pub detail: String,
+    pub errors: Vec<(String, String)>,
+}
+
+const STATUSES: [&str; 5] = ["subscribed", "unsubscribed", "cleaned", "pending", "transactional"];
+
+impl FakeList {
+    pub fn new(id: &str, name: &str) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            double_optin: false,
+            merge_fields: Vec::new(),
+            members: BTreeMap::new(),
+            forgotten: HashSet::new(),
+        }
+    }
+
+    /// An audience with Mailchimp's default merge fields (FNAME, LNAME, ADDRESS, PHONE) and BIRTHDAY.
+    pub fn with_default_fields(id: &str, name: &str) -> Self {
+        let mut list = Self::new(id, name);
+        for (tag, field_name, kind) in [
+            ("FNAME", "First Name", "text"),
+            ("LNAME", "Last Name", "text"),
+            ("ADDRESS", "Address", "address"),
+            ("PHONE", "Phone Number", "phone"),
+            ("BIRTHDAY", "Birthday", "birthday"),
+        ] {
+            list.add_merge_field(tag, field_name, kind, false, json!({}));
+        }
+        list
+    }
+
+    pub fn add_merge_field(&mut self, tag: &str, name: &str, kind: &str, required: bool, options: Value) {
+        let merge_id = self.merge_fields.len() as u64 + 1;
+        self.merge_fields.push(FakeMergeField {
+            merge_id,
+            tag: tag.into(),
+            name: name.into(),
+            kind: kind.into(),
+            required,
+            options,
+        });
+    }
+
+    /// Puts a member straight into the audience (test setup).
+    pub fn put_member(&mut self, email: &str, status: &str, merge_fields: Value) {
+        let member = FakeMember {
+            email_address: email.into(),
+            status: status.into(),
+            merge_fields: merge_fields.as_object().cloned().unwrap_or_default(),
+            tags: Vec::new(),
+        };
+        self.members.insert(subscriber_hash(email), member);
+    }
+
+    pub fn member(&self, email: &str) -> Option<&FakeMember> {
+        self.members.get(&subscriber_hash(email))
+    }
+
+    /// The `GET /lists/{id}` body.
+    pub fn info(&self) -> Value {
+        let count = self.members.values().filter(|m| matches!(m.status.as_str(), "subscribed")).count();
+        json!({"id": self.id, "web_id": 100001, "name": self.name, "double_optin": self.double_optin,
+               "stats": {"member_count": count, "merge_field_count": self.merge_fields.len()}})
+    }
+
+    /// A member as the API shows it.
+    pub fn member_json(&self, member: &FakeMember) -> Value {
+        let hash = subscriber_hash(&member.email_address);
+        let mut merge_fields = Map::new();
+        for field in &self.merge_fields {
+            merge_fields
+                .insert(field.tag.clone(), member.merge_fields.get(&field.tag).cloned().unwrap_or(json!("")));
+        }
+        let tags: Vec<Value> =
+            member.tags.iter().enumerate().map(|(i, name)| json!({"id": 1000 + i, "name": name})).collect();
+        json!({"id": hash, "email_address": member.email_address, "unique_email_id": &hash[..10],
+               "email_type": "html", "status": member.status, "merge_fields": merge_fields,
+               "tags_count": tags.len(), "tags": tags, "list_id": self.id})
+    }
+
+    /// `POST /lists/{id}`: batch subscribe or update.
+    pub fn batch_subscribe(&mut self, body: &Value, skip_merge_validation: bool) -> Result<Value, Rejection> {
+        let invalid = |field: &str, message: &str| {
+            Rejection {
+            status: 400,
+            title: "Invalid Resource".into(),
+            detail: "The resource submitted could not be validated. For field-specific details, see the 'errors' array.".into(),
+            errors: vec![(field.into(), message.into())],
+        }
+        };
+        let members = body
+            .get("members")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("members", "Required fields were not provided: members"))?;
+        if members.len() > MAX_BATCH_MEMBERS {
+            return Err(invalid("members", "Schema describes array of at most 500 items"));
+        }
+        let update_existing = body.get("update_existing").and_then(Value::as_bool).unwrap_or(false);
+
+        let mut seen = HashSet::new();
+        let (mut created, mut updated, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        for item in members {
+            let email = item.get("email_address").and_then(Value::as_str).unwrap_or("").to_string();
+            match self.upsert(item, &email, update_existing, skip_merge_validation, &mut seen) {
+                Ok((hash, true)) => created.push(self.member_json(&self.members[&hash])),
+                Ok((hash, false)) => updated.push(self.member_json(&self.members[&hash])),
+                Err((error, code, field, field_message)) => errors.push(json!({
+                    "email_address": email, "error": error, "error_code": code,
+                    "field": field, "field_message": field_message})),
+            }
+        }
+        Ok(json!({"new_members": created, "updated_members": updated, "errors": errors,
+                  "total_created": created.len(), "total_updated": updated.len(),
+                  "error_count": errors.len(), "_links": []}))
+    }
+
+    /// One member of a batch. Ok((hash, created)) or Err((error, error_code, field, field_message)).
+    #[allow(clippy::type_complexity)]
+    fn upsert(
+        &mut self,
+        item: &Value,
+        email: &str,
+        update_existing: bool,
+        skip_merge_validation: bool,
+        seen: &mut HashSet<String>,
+    ) -> Result<(String, bool), (String, &'static str, String, String)> {
+        let generic = |error: String| (error, "ERROR_GENERIC", String::new(), String::new());
+        if email.is_empty() {
+            return Err(generic("Required fields were not provided: email_address".into()));
+        }
+        if !plausible_email(email) {
+            return Err(generic(format!(
+                "{email} looks fake or invalid, please enter a real email address."
+            )));
+        }
+        let hash = subscriber_hash(email);
+        if !seen.insert(hash.clone()) {
+            return Err(generic(format!("{email} is included more than once in this batch.")));
+        }
+        if self.forgotten.contains(&hash) {
+            return Err(generic(format!(
+                "{email} was permanently deleted and cannot be re-imported. The contact must re-subscribe to get back on the list."
+            )));
+        }
+        let status = item.get("status").and_then(Value::as_str);
+        let status_if_new = item.get("status_if_new").and_then(Value::as_str);
+        for s in [status, status_if_new].into_iter().flatten() {
+            if !STATUSES.contains(&s) {
+                return Err(generic(format!("Invalid status '{s}'.")));
+            }
+        }
+        if status.is_none() && status_if_new.is_none() {
+            return Err(generic("Either status or status_if_new must be provided.".into()));
+        }
+        let merge_fields = item.get("merge_fields").and_then(Value::as_object).cloned().unwrap_or_default();
+        self.validate_merge_fields(&merge_fields)?;
+        let tags: Vec<String> = item
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|t| t.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+
+        let existing = self.members.get(&hash).filter(|m| m.status != "archived").cloned();
+        match existing {
+            Some(mut member) => {
+                if !update_existing {
+                    return Err((
+                        format!(
+                            "{email} is already a list member. Use PUT to insert or update list members."
+                        ),
+                        "ERROR_CONTACT_EXISTS",
+                        String::new(),
+                        String::new(),
+                    ));
+                }
+                if let Some(new_status) = status {
+                    if new_status == "subscribed"
+                        && matches!(member.status.as_str(), "unsubscribed" | "cleaned")
+                    {
+                        return Err(generic(format!(
+                            "{email} is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed."
+                        )));
+                    }
+                    member.status = new_status.to_string();
+                }
+                member.merge_fields.extend(merge_fields);
+                add_tags(&mut member.tags, tags);
+                self.members.insert(hash.clone(), member);
+                Ok((hash, false))
+            }
+            None => {
+                if !skip_merge_validation {
+                    if let Some(field) =
+                        self.merge_fields.iter().find(|f| f.required && !merge_fields.contains_key(&f.tag))
+                    {
+                        return Err((
+                            "Your merge fields were invalid.".into(),
+                            "ERROR_GENERIC",
+                            format!("merge_fields.{}", field.tag),
+                            "Please enter a value".into(),
+                        ));
+                    }
+                }
+                let mut member = FakeMember {
+                    email_address: email.to_string(),
+                    status: status.or(status_if_new).unwrap_or("subscribed").to_string(),
+                    merge_fields,
+                    tags: Vec::new(),
+                };
+                add_tags(&mut member.tags, tags);
+                self.members.insert(hash.clone(), member);
+                Ok((hash, true))
+            }
+        }
+    }
+
+    fn validate_merge_fields(
+        &self,
+        values: &Map<String, Value>,
+    ) -> Result<(), (String, &'static str, String, String)> {
+        for (tag, value) in values {
+            let problem = match self.merge_fields.iter().find(|f| &f.tag == tag) {
+                None => Some("This merge field does not exist in the audience.".to_string()),
+                Some(field) => check_value(field, value),
+            };
+            if let Some(message) = problem {
+                return Err((
+                    "Your merge fields were invalid.".into(),
+                    "ERROR_GENERIC",
+                    format!("merge_fields.{tag}"),
+                    message,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Mailchimp's per-type rules for a merge-field value; `Some(message)` when the value is refused.
+fn check_value(field: &FakeMergeField, value: &Value) -> Option<String> {
+    let schema_mismatch = || Some("Data did not match any of the schemas described in anyOf.".to_string());
+    match (field.kind.as_str(), value) {
+        ("number", Value::Number(_)) => None,
+        ("number", Value::String(s)) if s.trim().parse::<f64>().is_ok() || s.is_empty() => None,
+        ("number", _) => schema_mismatch(),
+        ("address", Value::Object(a)) => {
+            let missing: Vec<&str> = ["addr1", "city", "state", "zip"]
+                .into_iter()
+                .filter(|k| a.get(*k).and_then(Value::as_str).is_none_or(str::is_empty))
+                .collect();
+            (!missing.is_empty())
+                .then(|| format!("Please enter a complete address (missing {}).", missing.join(", ")))
+        }
+        ("address", Value::String(s)) if s.is_empty() => None,
+        ("address", _) => schema_mismatch(),
+        ("birthday", Value::String(s)) => {
+            let ok = s.is_empty()
+                || (s.len() == 5
+                    && s.as_bytes()[2] == b'/'
+                    && s[..2].parse::<u8>().is_ok_and(|m| (1..=12).contains(&m))
+                    && s[3..].parse::<u8>().is_ok_and(|d| (1..=31).contains(&d)));
+            (!ok).then(|| "Please enter a birthday in the format MM/DD.".to_string())
+        }
+        ("radio" | "dropdown", Value::String(s)) => {
+            let choices = field.options.get("choices").and_then(Value::as_array).cloned().unwrap_or_default();
+            (!s.is_empty() && !choices.iter().any(|c| c.as_str() == Some(s)))
+                .then(|| format!("'{s}' is not one of the choices of this field."))
+        }
+        (_, Value::String(_)) => None,
+        ("text" | "phone" | "zip", Value::Number(_)) => None,
+        _ => schema_mismatch(),
+    }
+}
+
+fn add_tags(tags: &mut Vec<String>, new: Vec<String>) {
+    for tag in new {
+        if !tag.trim().is_empty() && !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+}
+
+/// Mailchimp's validity heuristics, reduced: a plausible shape and not a placeholder domain.
+fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else { return false };
+    let domain = domain.to_ascii_lowercase();
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c == ',')
+        && !matches!(domain.as_str(), "example.com" | "example.org" | "example.net")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> FakeList {
+        let mut list = FakeList::with_default_fields("l1", "Demo");
+        list.put_member("gone@mail.io", "unsubscribed", json!({"FNAME": "Gone"}));
+        list
+    }
+
+    #[test]
+    fn creates_updates_and_reports_errors_inside_the_answer() {
+        let mut list = list();
+        let body = json!({"update_existing": true, "members": [
+            {"email_address": "new@mail.io", "status_if_new": "subscribed", "merge_fields": {"FNAME": "New"}, "tags": ["t"]},
+            {"email_address": "Gone@mail.io", "status_if_new": "subscribed", "merge_fields": {"LNAME": "Still"}},
+            {"email_address": "fake@example.com", "status_if_new": "subscribed"},
+            {"email_address": "NEW@mail.io", "status_if_new": "subscribed"},
+            {"email_address": "x@mail.io", "status_if_new": "subscribed", "merge_fields": {"NOPE": "1"}}
+        ]});
+        let answer = list.batch_subscribe(&body, false).unwrap();
+        assert_eq!(answer["total_created"], 1);
+        assert_eq!(answer["total_updated"], 1);
+        assert_eq!(answer["error_count"], 3);
+        assert_eq!(answer["errors"][2]["field"], "merge_fields.NOPE");
+        let gone = list.member("gone@mail.io").unwrap();
+        assert_eq!(gone.status, "unsubscribed");
+        assert_eq!(Value::Object(gone.merge_fields.clone()), json!({"FNAME": "Gone", "LNAME": "Still"}));
+        assert_eq!(list.member("new@mail.io").unwrap().tags, vec!["t"]);
+    }
+
+    #[test]
+    fn status_subscribed_on_an_unsubscribed_member_is_a_compliance_error() {
+        let mut list = list();
+        let body = json!({"update_existing": true, "members": [{"email_address": "gone@mail.io", "status": "subscribed"}]});
+        let answer = list.batch_subscribe(&body, false).unwrap();
+        assert!(answer["errors"][0]["error"].as_str().unwrap().contains("compliance state"));
+        assert_eq!(list.member("gone@mail.io").unwrap().status, "unsubscribed");
+    }
+
+    #[test]
+    fn more_than_500_members_is_refused_whole() {
+        let mut list = list();
+        let members: Vec<Value> = (0..501)
+            .map(|i| json!({"email_address": format!("p{i}@mail.io"), "status_if_new": "subscribed"}))
+            .collect();
+        let rejection = list.batch_subscribe(&json!({"members": members}), false).unwrap_err();
+        assert_eq!(rejection.status, 400);
+        assert!(list.member("p0@mail.io").is_none());
+    }
+
+    #[test]
+    fn without_update_existing_existing_members_are_errors() {
+        let mut list = list();
+        let answer = list
+            .batch_subscribe(
+                &json!({"members": [{"email_address": "gone@mail.io", "status_if_new": "subscribed"}]}),
+                false,
+            )
+            .unwrap();
+        assert_eq!(answer["errors"][0]["error_code"], "ERROR_CONTACT_EXISTS");
+    }
+
+    #[test]
+    fn merge_values_are_checked_by_type() {
+        let list = list();
+        let address = &list.merge_fields[2];
+        assert!(check_value(
+            address,
+            &json!({"addr1": "1 Main", "city": "A", "state": "GA", "zip": "30301"})
+        )
+        .is_none());
+        assert!(check_value(address, &json!({"addr1": "1 Main"})).is_some());
+        let birthday = &list.merge_fields[4];
+        assert!(check_value(birthday, &json!("07/04")).is_none());
+        assert!(check_value(birthday, &json!("1990-07-04")).is_some());
+        assert!(check_value(&list.merge_fields[0], &json!({"a": 1})).is_some());
+    }
+}

@@ -1,0 +1,226 @@
+//! The fake's HTTP side: auth, the 10-connection limit, latency, routing, and the request log.
+
+use super::audience::FakeList;
+use super::Shared;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Mailchimp allows this many simultaneous connections per user; more get 429.
+pub const CONNECTION_LIMIT: usize = 10;
+
+/// One request as the fake received it, for assertions.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: Value,
+    pub status: u16,
+    /// Milliseconds since the fake started.
+    pub received_ms: u64,
+    pub answered_ms: u64,
+}
+
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(shared)
+}
+
+/// Decrements the in-flight count however the request ends.
+struct InFlightGuard<'a>(&'a Shared);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let query = uri.query().unwrap_or("").to_string();
+    if let Some(rest) = path.strip_prefix("/_fake/") {
+        return admin(&shared, &method, rest);
+    }
+    let received_ms = shared.elapsed_ms();
+    let now_in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlightGuard(&shared);
+    shared.peak_in_flight.fetch_max(now_in_flight, Ordering::SeqCst);
+    let response = if now_in_flight > CONNECTION_LIMIT {
+        problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            "You have exceeded the limit of 10 simultaneous connections.",
+        )
+    } else {
+        let latency = *shared.latency.lock().expect("latency lock");
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        api(&shared, &method, &path, &query, &headers, &body)
+    };
+    let status = response.status().as_u16();
+    shared.requests.lock().expect("request log lock").push(RecordedRequest {
+        method: method.to_string(),
+        path,
+        query,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        status,
+        received_ms,
+        answered_ms: shared.elapsed_ms(),
+    });
+    response
+}
+
+fn api(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if let Err(response) = authorize(shared, headers) {
+        return *response;
+    }
+    let Some(rest) = path.strip_prefix("/3.0") else { return not_found() };
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let mut lists = shared.lists.lock().expect("audience lock");
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["ping"]) => json_response(StatusCode::OK, json!({"health_status": "Everything's Chimpy!"})),
+        ("GET", ["lists", id]) => match lists.iter().find(|l| l.id == *id) {
+            Some(list) => json_response(StatusCode::OK, list.info()),
+            None => not_found(),
+        },
+        ("GET", ["lists", id, "merge-fields"]) => match lists.iter().find(|l| l.id == *id) {
+            Some(list) => merge_fields_page(list, query),
+            None => not_found(),
+        },
+        ("GET", ["lists", id, "members", hash]) => {
+            match lists
+                .iter()
+                .find(|l| l.id == *id)
+                .and_then(|l| l.members.get(*hash).map(|m| l.member_json(m)))
+            {
+                Some(member) => json_response(StatusCode::OK, member),
+                None => not_found(),
+            }
+        }
+        ("POST", ["lists", id]) => {
+            let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
+            let Ok(body) = serde_json::from_slice::<Value>(body) else {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "JSON Parse Exception",
+                    "We encountered an unspecified JSON parsing error.",
+                );
+            };
+            let skip = query.split('&').any(|p| p == "skip_merge_validation=true");
+            match list.batch_subscribe(&body, skip) {
+                Ok(answer) => json_response(StatusCode::OK, answer),
+                Err(rejection) => {
+                    let errors: Vec<Value> =
+                        rejection.errors.iter().map(|(f, m)| json!({"field": f, "message": m})).collect();
+                    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
+                    problem_with(status, &rejection.title, &rejection.detail, json!(errors))
+                }
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+/// Basic auth (any user name, the key as password) or a Bearer token, as Mailchimp accepts.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let presented = if let Some(encoded) = header.strip_prefix("Basic ") {
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|pair| pair.split_once(':').map(|(_, key)| key.to_string()))
+    } else {
+        header.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+    };
+    match presented {
+        None => Err(Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "API Key Missing",
+            "Your request did not include an API key.",
+        ))),
+        Some(key) if key == shared.api_key => Ok(()),
+        Some(_) => Err(Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "API Key Invalid",
+            "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+        ))),
+    }
+}
+
+fn merge_fields_page(list: &FakeList, query: &str) -> Response {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let count = param("count").unwrap_or(10).min(1000);
+    let offset = param("offset").unwrap_or(0);
+    let page: Vec<&super::audience::FakeMergeField> =
+        list.merge_fields.iter().skip(offset).take(count).collect();
+    json_response(
+        StatusCode::OK,
+        json!({"merge_fields": page, "list_id": list.id, "total_items": list.merge_fields.len()}),
+    )
+}
+
+/// Views for tests and the demo (no auth): the audience's members and the request log.
+fn admin(shared: &Shared, method: &Method, rest: &str) -> Response {
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["lists", id, "members"]) => {
+            let lists = shared.lists.lock().expect("audience lock");
+            match lists.iter().find(|l| l.id == *id) {
+                Some(list) => json_response(StatusCode::OK, json!(list.members.values().collect::<Vec<_>>())),
+                None => not_found(),
+            }
+        }
+        ("GET", ["requests"]) => {
+            let requests = shared.requests.lock().expect("request log lock");
+            json_response(StatusCode::OK, json!(*requests))
+        }
+        _ => not_found(),
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, [("content-type", "application/json; charset=utf-8")], body.to_string()).into_response()
+}
+
+fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
+    problem_with(status, title, detail, Value::Null)
+}
+
+fn problem_with(status: StatusCode, title: &str, detail: &str, errors: Value) -> Response {
+    let mut body = json!({"type": "https://mailchimp.com/developer/marketing/docs/errors/", "title": title,
+                          "status": status.as_u16(), "detail": detail, "instance": "00000000-0000-4000-8000-000000000000"});
+    if !errors.is_null() {
+        body["errors"] = errors;
+    }
+    (status, [("content-type", "application/problem+json; charset=utf-8")], body.to_string()).into_response()
+}
+
+fn not_found() -> Response {
+    problem(StatusCode::NOT_FOUND, "Resource Not Found", "The requested resource could not be found.")
+}

@@ -1,0 +1,65 @@
+//! Reads stdin on its own thread, parses each line, and hands messages over a bounded channel
+//! (backpressure: memory does not grow with the input's length).
+
+use crate::protocol::{parse_line, Incoming};
+use crate::redact::excerpt;
+use std::io::BufRead;
+use tokio::sync::mpsc;
+
+/// What the reader hands to the pipeline.
+#[derive(Debug)]
+pub enum InputEvent {
+    Message(Incoming),
+    /// A line that is not an Airbyte message (or unreadable input); reading stops after it.
+    Invalid {
+        line: u64,
+        reason: String,
+        excerpt: String,
+    },
+}
+
+/// Starts the reader thread. The channel closes at end of input.
+pub fn spawn_reader<R: BufRead + Send + 'static>(
+    mut reader: R,
+    capacity: usize,
+) -> mpsc::Receiver<InputEvent> {
+    let (tx, rx) = mpsc::channel(capacity);
+    std::thread::Builder::new()
+        .name("stdin-reader".into())
+        .spawn(move || {
+            let mut buf = Vec::with_capacity(4096);
+            let mut line_no = 0u64;
+            loop {
+                buf.clear();
+                line_no += 1;
+                let event = match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) => return,
+                    Ok(_) => {
+                        let line = buf.trim_ascii();
+                        if line.is_empty() {
+                            continue;
+                        }
+                        match parse_line(line) {
+                            Ok(message) => InputEvent::Message(message),
+                            Err(e) => InputEvent::Invalid {
+                                line: line_no,
+                                reason: e.0,
+                                excerpt: excerpt(&String::from_utf8_lossy(line), 80),
+                            },
+                        }
+                    }
+                    Err(e) => InputEvent::Invalid {
+                        line: line_no,
+                        reason: format!("standard input could not be read ({e})"),
+                        excerpt: String::new(),
+                    },
+                };
+                let stop = matches!(event, InputEvent::Invalid { .. });
+                if tx.blocking_send(event).is_err() || stop {
+                    return;
+                }
+            }
+        })
+        .expect("the stdin reader thread starts");
+    rx
+}

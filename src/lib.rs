@@ -1,0 +1,84 @@
+//! destination-mailchimp: an Airbyte-protocol destination that upserts records into a Mailchimp
+//! audience as contacts.
+//!
+//! # Layout
+//! - [`cli`]: the commands (`spec`, `check`, `write`); [`run`] dispatches them.
+//! - [`protocol`]: Airbyte messages in and out; [`spec`]: the embedded `spec.json`.
+//! - [`config`], [`catalog`]: what the platform hands over, validated.
+//! - [`input`] (stdin reader) → [`mapping`] (record → member) → [`batch`] (dedupe, batches) →
+//!   [`write`] (concurrent requests, in-order STATE release) with [`ledger`] (counts per state).
+//! - [`mailchimp`]: the API client, its types and the retry classification.
+//! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails in logs.
+//! - [`fake`]: a fake Mailchimp server for tests and the offline demo.
+
+pub mod batch;
+pub mod catalog;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fake;
+pub mod input;
+pub mod ledger;
+pub mod mailchimp;
+pub mod mapping;
+pub mod protocol;
+pub mod redact;
+pub mod spec;
+pub mod write;
+
+use cli::Command;
+use error::ConnectorError;
+use protocol::{connection_status, spec_message, trace_error, Output};
+use std::io::{BufRead, Write};
+
+/// How many parsed messages may wait between the stdin reader and the pipeline.
+const INPUT_QUEUE: usize = 2048;
+
+/// Runs one command; returns the process exit code. Every failure is reported on `stdout` as the
+/// protocol expects (a FAILED status for check, a TRACE error for write).
+pub async fn run<R, W>(command: Command, stdin: R, stdout: W) -> i32
+where
+    R: BufRead + Send + 'static,
+    W: Write,
+{
+    let mut out = Output::new(stdout);
+    let result = match command {
+        Command::Spec => out.send(&spec_message(spec::specification())),
+        Command::Check { config } => {
+            let status = match check::check(&config).await {
+                Ok(message) => connection_status(true, &message),
+                Err(error) => {
+                    tracing::warn!("check failed: {}", error.internal.as_deref().unwrap_or(&error.message));
+                    connection_status(false, &error.message)
+                }
+            };
+            out.send(&status)
+        }
+        Command::Write { config, catalog } => write(&config, &catalog, stdin, &mut out).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            tracing::error!("{}", error.internal.as_deref().unwrap_or(&error.message));
+            let _ = out.send(&trace_error(&error));
+            1
+        }
+    }
+}
+
+async fn write<R, W>(
+    config: &std::path::Path,
+    catalog: &std::path::Path,
+    stdin: R,
+    out: &mut Output<W>,
+) -> Result<(), ConnectorError>
+where
+    R: BufRead + Send + 'static,
+    W: Write,
+{
+    let config = config::load(config)?;
+    let catalog = catalog::load(catalog)?;
+    let writer = write::Writer::connect(&config, &catalog, out).await?;
+    writer.run(input::spawn_reader(stdin, INPUT_QUEUE)).await
+}

@@ -1,0 +1,267 @@
+//! The Mailchimp client: authenticated requests, retries within a time budget, and user-facing errors.
+
+use super::model::{ApiError, BatchResponse, ListInfo, MergeField, MergeFieldsPage, Problem};
+use super::retry::{classify, Backoff, Verdict};
+use crate::config::{ApiKey, Config};
+use crate::error::ConnectorError;
+use crate::redact::excerpt;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use std::time::{Duration, Instant};
+
+/// Mailchimp cancels calls after 120 s; waiting longer is pointless.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Which call failed, so that an error message can say what it means for the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Ping,
+    List,
+    MergeFields,
+    BatchSubscribe,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    list_id: String,
+    api_key: ApiKey,
+    max_retry_time: Duration,
+    backoff: Backoff,
+}
+
+impl Client {
+    pub fn new(config: &Config) -> Result<Self, ConnectorError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("destination-mailchimp/", env!("CARGO_PKG_VERSION")))
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(config.max_concurrent_requests)
+            .build()
+            .map_err(|e| ConnectorError::system(format!("Could not set up the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base_url: config.base_url.clone(),
+            list_id: config.list_id.clone(),
+            api_key: config.api_key.clone(),
+            max_retry_time: config.max_retry_time,
+            backoff: Backoff::default(),
+        })
+    }
+
+    /// Limits how long failed requests are retried (check uses a short budget).
+    pub fn with_max_retry_time(mut self, limit: Duration) -> Self {
+        self.max_retry_time = limit;
+        self
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `GET /ping`: the key is accepted and the API is reachable.
+    pub async fn ping(&self) -> Result<(), ConnectorError> {
+        self.call::<serde_json::Value>(Call::Ping, Method::GET, "/ping".into(), None).await.map(|_| ())
+    }
+
+    /// `GET /lists/{id}`: the audience exists and the key may read it.
+    pub async fn list(&self) -> Result<ListInfo, ConnectorError> {
+        let path = format!("/lists/{}?fields=id,name,double_optin,stats.member_count", self.list_path_id());
+        self.call(Call::List, Method::GET, path, None).await
+    }
+
+    /// Every merge field of the audience, paging past Mailchimp's default page size.
+    pub async fn merge_fields(&self) -> Result<Vec<MergeField>, ConnectorError> {
+        const PAGE: usize = 1000;
+        let mut fields = Vec::new();
+        loop {
+            let path =
+                format!("/lists/{}/merge-fields?count={PAGE}&offset={}", self.list_path_id(), fields.len());
+            let page: MergeFieldsPage = self.call(Call::MergeFields, Method::GET, path, None).await?;
+            let got = page.merge_fields.len();
+            fields.extend(page.merge_fields);
+            if got < PAGE || fields.len() as u64 >= page.total_items {
+                return Ok(fields);
+            }
+        }
+    }
+
+    /// `POST /lists/{id}` with a prepared JSON body (members plus `update_existing: true`).
+    pub async fn batch_subscribe(&self, body: bytes::Bytes) -> Result<BatchResponse, ConnectorError> {
+        let path = format!("/lists/{}", self.list_path_id());
+        self.call(Call::BatchSubscribe, Method::POST, path, Some(body)).await
+    }
+
+    fn list_path_id(&self) -> String {
+        self.list_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    }
+
+    /// Sends a request, retrying transient failures with backoff until the retry budget is spent.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        call: Call,
+        method: Method,
+        path: String,
+        body: Option<bytes::Bytes>,
+    ) -> Result<T, ConnectorError> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let error = match self.attempt(&method, &path, body.clone()).await {
+                Ok(bytes) => match serde_json::from_slice::<T>(&bytes) {
+                    Ok(value) => return Ok(value),
+                    Err(e) => ApiError::Decode {
+                        detail: format!("{e} in {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
+                    },
+                },
+                Err(error) => error,
+            };
+            attempt += 1;
+            let Verdict::Retry { after } = classify(&error) else {
+                return Err(self.describe(call, &error));
+            };
+            let wait = after.unwrap_or_else(|| self.backoff.delay(attempt));
+            if started.elapsed() + wait > self.max_retry_time {
+                return Err(self.gave_up(call, &error, started.elapsed(), attempt));
+            }
+            tracing::warn!(
+                "{method} {} failed ({error}); retry {attempt} in {:.1} s",
+                path_without_query(&path),
+                wait.as_secs_f64()
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One HTTP exchange; any non-2xx status becomes an `ApiError`.
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<bytes::Bytes>,
+    ) -> Result<bytes::Bytes, ApiError> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base_url))
+            .basic_auth("destination-mailchimp", Some(self.api_key.expose()));
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let response = request.send().await.map_err(network_error)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let is_json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        let bytes = response.bytes().await.map_err(network_error)?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let problem = if is_json { serde_json::from_slice::<Problem>(&bytes).ok() } else { None };
+        Err(ApiError::Status {
+            status: status.as_u16(),
+            problem,
+            body_excerpt: excerpt(String::from_utf8_lossy(&bytes).trim(), 200),
+            retry_after,
+        })
+    }
+
+    /// The message a user reads when a call fails for good.
+    fn describe(&self, call: Call, error: &ApiError) -> ConnectorError {
+        let internal = format!("{} failed: {error}", call_name(call));
+        let status = match error {
+            ApiError::Status { status, .. } => *status,
+            ApiError::Network { detail } => {
+                return ConnectorError::transient(format!(
+                    "Could not reach Mailchimp at {}: {detail}.",
+                    self.base_url
+                ))
+                .with_internal(internal)
+            }
+            ApiError::Decode { .. } => {
+                return ConnectorError::system(format!(
+                    "Mailchimp sent an unexpected answer to {}.",
+                    call_name(call)
+                ))
+                .with_internal(internal)
+            }
+        };
+        let title = match error {
+            ApiError::Status { problem: Some(p), .. } if !p.title.is_empty() => p.title.clone(),
+            _ => {
+                StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("").to_string()
+            }
+        };
+        let message = match (status, call) {
+            (401, _) => format!(
+                "Mailchimp rejected the API key (401 {title}). Copy the key again from Profile → Extras → API keys \
+                 and check that its suffix (such as -us6) is your account's data center."
+            ),
+            (403, _) => format!(
+                "Mailchimp refused access (403 {title}). The user who created this API key needs a role that may \
+                 manage the audience's contacts, and the account must be active."
+            ),
+            (404, Call::List | Call::MergeFields | Call::BatchSubscribe) => format!(
+                "No audience with List ID '{}' in this Mailchimp account (404 {title}). Copy the Audience ID from \
+                 Audience → Settings → Audience name and defaults; it is not the number in the web address.",
+                self.list_id
+            ),
+            _ => format!("Mailchimp rejected {} ({error}).", call_name(call)),
+        };
+        let failure = if matches!(status, 401 | 403 | 404) {
+            ConnectorError::config(message)
+        } else {
+            ConnectorError::system(message)
+        };
+        failure.with_internal(internal)
+    }
+
+    fn gave_up(&self, call: Call, error: &ApiError, waited: Duration, attempts: u32) -> ConnectorError {
+        let cause = match error {
+            ApiError::Network { detail } => {
+                format!("could not reach Mailchimp at {}: {detail}", self.base_url)
+            }
+            other => format!("last answer: {other}"),
+        };
+        ConnectorError::transient(format!(
+            "Mailchimp did not accept {} after {attempts} attempts over {:.0} s ({cause}). The sync can be retried; \
+             if this keeps happening, lower max_concurrent_requests or check status.mailchimp.com.",
+            call_name(call),
+            waited.as_secs_f64()
+        ))
+        .with_internal(format!("{} failed: {error}", call_name(call)))
+    }
+}
+
+fn call_name(call: Call) -> &'static str {
+    match call {
+        Call::Ping => "the ping request",
+        Call::List => "the request for the audience",
+        Call::MergeFields => "the request for the audience's merge fields",
+        Call::BatchSubscribe => "a batch of contacts",
+    }
+}
+
+fn path_without_query(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
+}
+
+/// Describes a transport failure with its root cause ("Connection refused"), never the key.
+fn network_error(error: reqwest::Error) -> ApiError {
+    let mut detail = if error.is_timeout() { "the request timed out".to_string() } else { error.to_string() };
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        detail = format!("{detail}: {cause}");
+        source = cause.source();
+    }
+    ApiError::Network { detail }
+}

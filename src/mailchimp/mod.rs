@@ -1,0 +1,5 @@
+//! The Mailchimp Marketing API: request and response types, outcome classification, and the client.
+
+pub mod client;
+pub mod model;
+pub mod retry;

@@ -1,0 +1,123 @@
+//! What Mailchimp sends back: audiences, merge fields, batch-subscribe results and error bodies.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// An audience (`GET /lists/{id}`), reduced to what the connector uses.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ListInfo {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub double_optin: bool,
+    #[serde(default)]
+    pub stats: ListStats,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ListStats {
+    #[serde(default)]
+    pub member_count: u64,
+}
+
+/// A merge field of the audience (`GET /lists/{id}/merge-fields`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct MergeField {
+    pub tag: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub options: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MergeFieldsPage {
+    #[serde(default)]
+    pub merge_fields: Vec<MergeField>,
+    #[serde(default)]
+    pub total_items: u64,
+}
+
+/// The answer to `POST /lists/{id}` (batch subscribe). A 200 may still reject some members.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BatchResponse {
+    #[serde(default)]
+    pub total_created: u64,
+    #[serde(default)]
+    pub total_updated: u64,
+    #[serde(default)]
+    pub errors: Vec<MemberError>,
+}
+
+/// One member that Mailchimp rejected inside a 200 response.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MemberError {
+    #[serde(default)]
+    pub email_address: Option<String>,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default)]
+    pub field_message: Option<String>,
+}
+
+/// An `application/problem+json` error body.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Problem {
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default)]
+    pub errors: Vec<ProblemFieldError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ProblemFieldError {
+    #[serde(default)]
+    pub field: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A failed attempt at one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// Mailchimp (or a proxy in front of it) answered with a non-2xx status.
+    Status { status: u16, problem: Option<Problem>, body_excerpt: String, retry_after: Option<Duration> },
+    /// No answer: the host could not be reached, the connection broke, or the request timed out.
+    Network { detail: String },
+    /// A 2xx answer whose body is not what the API documents.
+    Decode { detail: String },
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Status { status, problem: Some(p), .. } => {
+                write!(f, "{status} {}", p.title)?;
+                if !p.detail.is_empty() {
+                    write!(f, ": {}", p.detail)?;
+                }
+                for e in &p.errors {
+                    write!(f, " [{}: {}]", e.field, e.message)?;
+                }
+                Ok(())
+            }
+            ApiError::Status { status, body_excerpt, .. } if body_excerpt.is_empty() => {
+                write!(f, "{status} with no body")
+            }
+            ApiError::Status { status, body_excerpt, .. } => write!(f, "{status}: {body_excerpt}"),
+            ApiError::Network { detail } => write!(f, "network error: {detail}"),
+            ApiError::Decode { detail } => write!(f, "unexpected response: {detail}"),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Airbyte protocol messages: lenient parsing of what arrives on stdin, and the lines this connector prints.
+
+use crate::error::ConnectorError;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A stream's identity: its namespace (if any) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// A RECORD from the source. `data` is whatever the source sent (normally an object).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub stream: StreamKey,
+    pub data: Value,
+}
+
+/// What one stdin line means to the connector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Record(Record),
+    /// The STATE payload exactly as received, so that every field (`id`, `sourceStats`, …) survives.
+    State(Value),
+    /// LOG, TRACE, CONTROL and other types that a destination does not act on.
+    Ignored,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    record: Option<RecordPayload>,
+    state: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RecordPayload {
+    stream: Option<String>,
+    namespace: Option<String>,
+    data: Option<Value>,
+}
+
+/// Why a stdin line could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+/// Parses one stdin line. Unknown fields and explicit nulls are accepted.
+pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
+    let envelope: Envelope = serde_json::from_slice(line).map_err(|e| {
+        let starts_as_object = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if e.is_data() && !starts_as_object {
+            ParseError("it is not a JSON object".to_string())
+        } else if e.is_data() {
+            ParseError(format!("it is not an Airbyte message ({e})"))
+        } else {
+            ParseError(format!("it is not valid JSON ({e})"))
+        }
+    })?;
+    match envelope.kind.as_deref() {
+        Some("RECORD") => {
+            let record =
+                envelope.record.ok_or_else(|| ParseError("a RECORD message has no \"record\"".into()))?;
+            let name =
+                record.stream.ok_or_else(|| ParseError("a RECORD message has no \"stream\"".into()))?;
+            Ok(Incoming::Record(Record {
+                stream: StreamKey { namespace: record.namespace, name },
+                data: record.data.unwrap_or(Value::Null),
+            }))
+        }
+        Some("STATE") => match envelope.state {
+            Some(state @ Value::Object(_)) => Ok(Incoming::State(state)),
+            _ => Err(ParseError("a STATE message has no \"state\" object".into())),
+        },
+        Some(_) => Ok(Incoming::Ignored),
+        None => Err(ParseError("it has no \"type\", so it is not an Airbyte message".into())),
+    }
+}
+
+/// Which records a STATE covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateScope {
+    /// A STREAM state: the records of one stream.
+    Stream(StreamKey),
+    /// A GLOBAL or LEGACY state: the records of every stream.
+    All,
+}
+
+/// Reads the scope of a STATE payload (no `type` means LEGACY).
+pub fn state_scope(state: &Value) -> StateScope {
+    if state.get("type").and_then(Value::as_str) == Some("STREAM") {
+        let descriptor = &state["stream"]["stream_descriptor"];
+        if let Some(name) = descriptor.get("name").and_then(Value::as_str) {
+            let namespace = descriptor.get("namespace").and_then(Value::as_str).map(str::to_string);
+            return StateScope::Stream(StreamKey { namespace, name: name.to_string() });
+        }
+    }
+    StateScope::All
+}
+
+/// The STATE echo: the received payload with `destinationStats` added; counts as JSON floats.
+pub fn state_echo(mut state: Value, accepted: u64, rejected: u64) -> Value {
+    if let Some(object) = state.as_object_mut() {
+        object.insert(
+            "destinationStats".to_string(),
+            json!({"recordCount": accepted as f64, "rejectedRecordCount": rejected as f64}),
+        );
+    }
+    json!({"type": "STATE", "state": state})
+}
+
+/// Log levels of LOG messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+pub fn log_message(level: Level, message: &str) -> Value {
+    let level = match level {
+        Level::Info => "INFO",
+        Level::Warn => "WARN",
+        Level::Error => "ERROR",
+    };
+    json!({"type": "LOG", "log": {"level": level, "message": message}})
+}
+
+pub fn spec_message(spec: &Value) -> Value {
+    json!({"type": "SPEC", "spec": spec})
+}
+
+pub fn connection_status(succeeded: bool, message: &str) -> Value {
+    let status = if succeeded { "SUCCEEDED" } else { "FAILED" };
+    json!({"type": "CONNECTION_STATUS", "connectionStatus": {"status": status, "message": message}})
+}
+
+pub fn trace_error(error: &ConnectorError) -> Value {
+    let mut detail = Map::new();
+    detail.insert("message".into(), Value::String(error.message.clone()));
+    if let Some(internal) = &error.internal {
+        detail.insert("internal_message".into(), Value::String(internal.clone()));
+    }
+    detail.insert("failure_type".into(), serde_json::to_value(error.failure_type).unwrap_or(Value::Null));
+    json!({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": now_millis(), "error": detail}})
+}
+
+fn now_millis() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0)
+}
+
+/// The one writer of stdout: each message is one compact JSON line, flushed at once.
+pub struct Output<W: Write> {
+    out: W,
+}
+
+impl<W: Write> Output<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+
+    pub fn send(&mut self, message: &Value) -> Result<(), ConnectorError> {
+        let mut line = serde_json::to_vec(message).expect("a JSON value always serializes");
+        line.push(b'\n');
+        self.out
+            .write_all(&line)
+            .and_then(|_| self.out.flush())
+            .map_err(|e| ConnectorError::system(format!("Could not write to standard output: {e}")))
+    }
+
+    pub fn log(&mut self, level: Level, message: &str) -> Result<(), ConnectorError> {
+        self.send(&log_message(level, message))
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_records_leniently() {
+        let line = br#"{"type":"RECORD","record":{"stream":"users","namespace":null,"data":{"email":"a@b.io"},"emitted_at":1,"meta":null,"extra":5},"log":null}"#;
+        let Incoming::Record(record) = parse_line(line).unwrap() else { panic!() };
+        assert_eq!(record.stream, StreamKey { namespace: None, name: "users".into() });
+        assert_eq!(record.data["email"], "a@b.io");
+    }
+
+    #[test]
+    fn keeps_every_state_field() {
+        let line = br#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"u","namespace":"p"},"stream_state":{"c":1}},"sourceStats":{"recordCount":2.0},"id":17}}"#;
+        let Incoming::State(state) = parse_line(line).unwrap() else { panic!() };
+        assert_eq!(
+            state_scope(&state),
+            StateScope::Stream(StreamKey { namespace: Some("p".into()), name: "u".into() })
+        );
+        let echo = state_echo(state, 2, 0);
+        assert_eq!(echo["state"]["id"], 17);
+        assert_eq!(echo["state"]["sourceStats"]["recordCount"], 2.0);
+        assert_eq!(
+            serde_json::to_string(&echo["state"]["destinationStats"]).unwrap(),
+            r#"{"recordCount":2.0,"rejectedRecordCount":0.0}"#
+        );
+    }
+
+    #[test]
+    fn legacy_and_global_states_cover_all_streams() {
+        assert_eq!(state_scope(&json!({"data": {"x": 1}})), StateScope::All);
+        assert_eq!(state_scope(&json!({"type": "GLOBAL", "global": {}})), StateScope::All);
+    }
+
+    #[test]
+    fn ignores_other_types_and_rejects_non_messages() {
+        assert_eq!(
+            parse_line(br#"{"type":"LOG","log":{"level":"INFO","message":"x"}}"#).unwrap(),
+            Incoming::Ignored
+        );
+        assert_eq!(parse_line(br#"{"type":"TRACE","trace":null}"#).unwrap(), Incoming::Ignored);
+        assert!(parse_line(b"[1,2]").is_err());
+        assert!(parse_line(b"not json").is_err());
+        assert!(parse_line(br#"{"record":{}}"#).is_err());
+        assert!(parse_line(br#"{"type":"RECORD","record":{"data":{}}}"#).is_err());
+        assert!(parse_line(b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"\xff\"}}").is_err());
+    }
+
+    #[test]
+    fn output_writes_one_compact_line_per_message() {
+        let mut output = Output::new(Vec::new());
+        output.send(&connection_status(true, "ok")).unwrap();
+        output.log(Level::Warn, "careful").unwrap();
+        let text = String::from_utf8(output.into_inner()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            r#"{"connectionStatus":{"message":"ok","status":"SUCCEEDED"},"type":"CONNECTION_STATUS"}"#
+        );
+    }
+}

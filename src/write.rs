@@ -1,0 +1,338 @@
+//! The write pipeline: stdin messages → members → batches → concurrent Mailchimp requests →
+//! STATE echoes, released strictly in input order once every record before them is answered.
+
+use crate::batch::{Batch, Batcher, Entry, Ready};
+use crate::catalog::ConfiguredCatalog;
+use crate::config::Config;
+use crate::error::ConnectorError;
+use crate::input::InputEvent;
+use crate::ledger::{Ledger, PendingState};
+use crate::mailchimp::client::Client;
+use crate::mailchimp::model::BatchResponse;
+use crate::mapping::{email_key, EmailKey, Mapped, Mapper};
+use crate::protocol::{state_echo, state_scope, Incoming, Level, Output, StreamKey};
+use crate::redact::{mask_email, mask_emails_in};
+use futures::stream::{FuturesOrdered, StreamExt};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Records wait at most this long for their batch to fill, so a slow source still sees its states.
+pub const FLUSH_AFTER: Duration = Duration::from_secs(5);
+/// Rejections logged one by one; beyond this they are only counted (in the final summary).
+const REJECTIONS_LOGGED: u64 = 100;
+
+type RequestTask = JoinHandle<Result<BatchResponse, ConnectorError>>;
+
+/// A batch sent to Mailchimp, waiting for its answer in the in-order queue.
+struct InFlight {
+    seq: u64,
+    entries: Vec<Entry>,
+    /// States released when this batch (and every batch before it) is answered.
+    states: Vec<PendingState>,
+}
+
+/// Totals for the end-of-sync summary.
+#[derive(Default)]
+struct Totals {
+    records: u64,
+    created: u64,
+    updated: u64,
+    rejected: BTreeMap<String, u64>,
+}
+
+pub struct Writer<'a, W: Write> {
+    out: &'a mut Output<W>,
+    client: Arc<Client>,
+    mapper: Mapper,
+    batcher: Batcher,
+    ledger: Ledger,
+    requests: FuturesOrdered<RequestTask>,
+    in_flight: VecDeque<InFlight>,
+    /// Emails in batches not yet answered, with the batch that holds them: a later batch with the
+    /// same email waits for that answer, so the last record always wins.
+    pending_emails: HashMap<EmailKey, (u64, watch::Receiver<bool>)>,
+    connections: Arc<Semaphore>,
+    window: usize,
+    unknown_streams: HashSet<StreamKey>,
+    totals: Totals,
+    rejections_logged: u64,
+}
+
+impl<'a, W: Write> Writer<'a, W> {
+    /// Reads the audience (it must exist; its merge fields drive the mapping) and prepares the pipeline.
+    pub async fn connect(
+        config: &Config,
+        catalog: &ConfiguredCatalog,
+        out: &'a mut Output<W>,
+    ) -> Result<Self, ConnectorError> {
+        let client = Client::new(config)?;
+        let list = client.list().await?;
+        let merge_fields = client.merge_fields().await?;
+        let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
+        out.log(
+            Level::Info,
+            &format!(
+                "Writing to the Mailchimp audience '{}' (List ID {}, {} contacts; merge fields: {}). New contacts get status '{}'; existing contacts keep theirs.",
+                list.name,
+                list.id,
+                list.stats.member_count,
+                if tags.is_empty() { "none".to_string() } else { tags.join(", ") },
+                serde_json::to_value(config.status_if_new).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            ),
+        )?;
+        Ok(Self {
+            out,
+            client: Arc::new(client),
+            mapper: Mapper::new(config, catalog, &merge_fields),
+            batcher: Batcher::new(config.batch_size),
+            ledger: Ledger::default(),
+            requests: FuturesOrdered::new(),
+            in_flight: VecDeque::new(),
+            pending_emails: HashMap::new(),
+            connections: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            // Twice the connection budget: while requests run, the next batches are already built.
+            window: config.max_concurrent_requests * 2,
+            unknown_streams: HashSet::new(),
+            totals: Totals::default(),
+            rejections_logged: 0,
+        })
+    }
+
+    /// Runs until the input ends and every batch is answered, or until something fails for good.
+    pub async fn run(mut self, mut input: mpsc::Receiver<InputEvent>) -> Result<(), ConnectorError> {
+        let mut input_open = true;
+        // Bad input ends reading, but what came before it is still written and its states released.
+        let mut input_failure: Option<ConnectorError> = None;
+        let started = Instant::now();
+        loop {
+            self.hand_on_ready()?;
+            if !input_open && self.batcher.is_idle() && self.in_flight.is_empty() {
+                break;
+            }
+            let flush_at = self.batcher.open_since().map(|t| Instant::from_std(t) + FLUSH_AFTER);
+            tokio::select! {
+                biased;
+                Some(answer) = self.requests.next(), if !self.requests.is_empty() => self.complete(answer)?,
+                event = input.recv(), if input_open && self.in_flight.len() < self.window => match event {
+                    Some(InputEvent::Message(message)) => self.handle(message)?,
+                    Some(InputEvent::Invalid { line, reason, excerpt }) => {
+                        input_open = false;
+                        self.batcher.flush();
+                        input_failure = Some(ConnectorError::system(format!(
+                            "Input line {line} is not an Airbyte message: {reason}. Line {line} begins: {excerpt}. \
+                             The records before it were written and their states released; the source or \
+                             platform sent malformed data, so the sync stops here."
+                        )));
+                    }
+                    None => {
+                        input_open = false;
+                        self.batcher.flush();
+                    }
+                },
+                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(|| Instant::now() + FLUSH_AFTER)), if flush_at.is_some() => {
+                    self.batcher.flush();
+                }
+            }
+        }
+        if let Some(failure) = input_failure {
+            return Err(failure);
+        }
+        self.summary(started.elapsed())
+    }
+
+    fn handle(&mut self, message: Incoming) -> Result<(), ConnectorError> {
+        match message {
+            Incoming::Record(record) => {
+                self.totals.records += 1;
+                let Some(stream) = self.mapper.resolve_stream(&record.stream) else {
+                    let tally = self.ledger.tally_for(&record.stream);
+                    self.ledger.settle(tally, false);
+                    self.count_rejection("stream not in the catalog");
+                    if self.unknown_streams.insert(record.stream.clone()) {
+                        let text = format!(
+                            "Skipping records of stream '{}': it is not in the configured catalog.",
+                            record.stream
+                        );
+                        self.out.log(Level::Warn, &text)?;
+                    }
+                    return Ok(());
+                };
+                let tally = self.ledger.tally_for(&stream);
+                match self.mapper.map(&stream, &record.data) {
+                    Mapped::Member(member) => {
+                        self.batcher.push_member(member, tally, std::time::Instant::now())
+                    }
+                    Mapped::Rejected(reason) => {
+                        self.ledger.settle(tally, false);
+                        self.reject(None, &reason)?;
+                    }
+                }
+            }
+            Incoming::State(state) => {
+                let mut scope = state_scope(&state);
+                if let crate::protocol::StateScope::Stream(key) = &scope {
+                    if let Some(resolved) = self.mapper.resolve_stream(key) {
+                        scope = crate::protocol::StateScope::Stream(resolved);
+                    }
+                }
+                let pending = self.ledger.close(state, &scope);
+                self.batcher.push_state(pending);
+            }
+            Incoming::Ignored => {}
+        }
+        Ok(())
+    }
+
+    /// Moves finished batches into flight and places states behind the batches they wait for.
+    fn hand_on_ready(&mut self) -> Result<(), ConnectorError> {
+        while let Some(ready) = self.batcher.pop_ready() {
+            match ready {
+                Ready::Batch(batch) => self.dispatch(batch),
+                Ready::State(state) => match self.in_flight.back_mut() {
+                    Some(last) => last.states.push(state),
+                    None => self.release(state)?,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the request for a batch. It waits for earlier batches that hold one of its emails,
+    /// then for a free connection.
+    fn dispatch(&mut self, batch: Batch) {
+        let Batch { seq, entries, states } = batch;
+        let mut body = Vec::with_capacity(64 + entries.len() * 160);
+        body.extend_from_slice(b"{\"update_existing\":true,\"members\":[");
+        for (i, entry) in entries.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            serde_json::to_writer(&mut body, &entry.member).expect("a member always serializes");
+        }
+        body.extend_from_slice(b"]}");
+
+        let (done_tx, done_rx) = watch::channel(false);
+        let mut earlier: Vec<(u64, watch::Receiver<bool>)> = Vec::new();
+        for entry in &entries {
+            if let Some((other_seq, other_done)) = self.pending_emails.get(&entry.member.key) {
+                if !*other_done.borrow() && !earlier.iter().any(|(s, _)| s == other_seq) {
+                    earlier.push((*other_seq, other_done.clone()));
+                }
+            }
+            self.pending_emails.insert(entry.member.key, (seq, done_rx.clone()));
+        }
+
+        let client = Arc::clone(&self.client);
+        let connections = Arc::clone(&self.connections);
+        self.requests.push_back(tokio::spawn(async move {
+            for (_, mut done) in earlier {
+                let _ = done.wait_for(|answered| *answered).await;
+            }
+            let permit = connections.acquire_owned().await.expect("the connection semaphore is never closed");
+            let answer = client.batch_subscribe(bytes::Bytes::from(body)).await;
+            drop(permit);
+            let _ = done_tx.send(true);
+            answer
+        }));
+        self.in_flight.push_back(InFlight { seq, entries, states });
+    }
+
+    /// Handles the answer to the oldest batch in flight: counts outcomes, then releases its states.
+    fn complete(
+        &mut self,
+        answer: Result<Result<BatchResponse, ConnectorError>, tokio::task::JoinError>,
+    ) -> Result<(), ConnectorError> {
+        let batch = self.in_flight.pop_front().expect("every request has its batch in the queue");
+        let response =
+            answer.map_err(|e| ConnectorError::system(format!("A request task failed: {e}")))??;
+        for entry in &batch.entries {
+            if self.pending_emails.get(&entry.member.key).is_some_and(|(seq, _)| *seq == batch.seq) {
+                self.pending_emails.remove(&entry.member.key);
+            }
+        }
+        self.totals.created += response.total_created;
+        self.totals.updated += response.total_updated;
+
+        let mut rejected: HashMap<EmailKey, String> = HashMap::new();
+        for error in &response.errors {
+            let email = error.email_address.as_deref().unwrap_or("");
+            let mut reason = if email.is_empty() {
+                error.error.clone()
+            } else {
+                error.error.replace(email, "the address")
+            };
+            if let (Some(field), Some(message)) = (&error.field, &error.field_message) {
+                if !field.is_empty() {
+                    reason = format!("{reason} ({field}: {message})");
+                }
+            }
+            rejected.insert(email_key(email), mask_emails_in(&reason));
+        }
+        for entry in &batch.entries {
+            let reason = rejected.get(&entry.member.key);
+            for tally in &entry.tallies {
+                self.ledger.settle(*tally, reason.is_none());
+            }
+            if let Some(reason) = reason {
+                for _ in 1..entry.tallies.len() {
+                    self.count_rejection(&format!("Mailchimp: {reason}"));
+                }
+                self.reject(Some(&entry.member.email_address), &format!("Mailchimp: {reason}"))?;
+            }
+        }
+        for state in batch.states {
+            self.release(state)?;
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, state: PendingState) -> Result<(), ConnectorError> {
+        let (accepted, rejected) = self.ledger.take_counts(&state);
+        self.out.send(&state_echo(state.state, accepted, rejected))
+    }
+
+    fn count_rejection(&mut self, reason: &str) {
+        *self.totals.rejected.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// Counts a rejected record and reports it (masked) while the per-sync log budget lasts.
+    fn reject(&mut self, email: Option<&str>, reason: &str) -> Result<(), ConnectorError> {
+        self.count_rejection(reason);
+        self.rejections_logged += 1;
+        if self.rejections_logged <= REJECTIONS_LOGGED {
+            let who = email.map(|e| format!(" {}", mask_email(e))).unwrap_or_default();
+            self.out.log(Level::Warn, &format!("Rejected record{who}: {reason}"))?;
+            if self.rejections_logged == REJECTIONS_LOGGED {
+                self.out.log(
+                    Level::Warn,
+                    "Further rejections are counted in the summary at the end of the sync.",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn summary(&mut self, elapsed: Duration) -> Result<(), ConnectorError> {
+        let rejected: u64 = self.totals.rejected.values().sum();
+        let mut text = format!(
+            "Sync finished in {:.1} s: {} records read; {} contacts created, {} updated; {} records rejected",
+            elapsed.as_secs_f64(),
+            self.totals.records,
+            self.totals.created,
+            self.totals.updated,
+            rejected
+        );
+        if rejected > 0 {
+            let reasons: Vec<String> =
+                self.totals.rejected.iter().map(|(reason, n)| format!("{n} × {reason}")).collect();
+            text.push_str(&format!(" ({})", reasons.join("; ")));
+        }
+        text.push('.');
+        self.out.log(Level::Info, &text)
+    }
+}
