@@ -17,6 +17,10 @@ pub struct Shared {
     pub api_key: String,
     pub lists: Mutex<Vec<FakeList>>,
     pub latency: Mutex<Duration>,
+    /// Up to this much more delay, drawn per request, so that answers can overtake each other.
+    pub latency_jitter: Mutex<Duration>,
+    /// Extra delays for the next batch-subscribe requests, one per request in arrival order.
+    pub batch_delays: Mutex<std::collections::VecDeque<Duration>>,
     pub requests: Mutex<Vec<RecordedRequest>>,
     pub in_flight: AtomicUsize,
     pub peak_in_flight: AtomicUsize,
@@ -29,6 +33,8 @@ impl Shared {
             api_key: api_key.to_string(),
             lists: Mutex::new(lists),
             latency: Mutex::new(Duration::ZERO),
+            latency_jitter: Mutex::new(Duration::ZERO),
+            batch_delays: Mutex::new(Default::default()),
             requests: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
@@ -83,10 +89,25 @@ impl FakeMailchimp {
         *self.shared.latency.lock().expect("latency lock") = latency;
     }
 
+    /// Delays the next batch-subscribe requests by these amounts, in the order they arrive.
+    pub fn delay_next_batches(&self, delays: &[Duration]) {
+        self.shared.batch_delays.lock().expect("latency lock").extend(delays.iter().copied());
+    }
+
+    /// Adds a random extra delay of up to `jitter` to each answer.
+    pub fn set_latency_jitter(&self, jitter: Duration) {
+        *self.shared.latency_jitter.lock().expect("latency lock") = jitter;
+    }
+
     /// Runs `f` on the audience with this id (panics if there is none: a test set-up error).
     pub fn with_list<T>(&self, list_id: &str, f: impl FnOnce(&mut FakeList) -> T) -> T {
         let mut lists = self.shared.lists.lock().expect("audience lock");
         f(lists.iter_mut().find(|l| l.id == list_id).expect("the fake has this list"))
+    }
+
+    /// Deletes an audience, as a user might in the middle of a sync.
+    pub fn remove_list(&self, list_id: &str) {
+        self.shared.lists.lock().expect("audience lock").retain(|l| l.id != list_id);
     }
 
     pub fn members(&self, list_id: &str) -> Vec<FakeMember> {

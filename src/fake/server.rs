@@ -64,7 +64,11 @@ async fn handle(
             "You have exceeded the limit of 10 simultaneous connections.",
         )
     } else {
-        let latency = *shared.latency.lock().expect("latency lock");
+        let jitter = shared.latency_jitter.lock().expect("latency lock").mul_f64(fastrand::f64());
+        let mut latency = *shared.latency.lock().expect("latency lock") + jitter;
+        if method == Method::POST {
+            latency += shared.batch_delays.lock().expect("latency lock").pop_front().unwrap_or_default();
+        }
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }

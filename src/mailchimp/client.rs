@@ -226,19 +226,22 @@ impl Client {
     }
 
     fn gave_up(&self, call: Call, error: &ApiError, waited: Duration, attempts: u32) -> ConnectorError {
-        let cause = match error {
-            ApiError::Network { detail } => {
-                format!("could not reach Mailchimp at {}: {detail}", self.base_url)
-            }
-            other => format!("last answer: {other}"),
+        let internal = format!("{} failed: {error}", call_name(call));
+        let message = match error {
+            ApiError::Network { detail } => format!(
+                "Could not reach Mailchimp at {} ({detail}; {attempts} attempts over {:.0} s). Check this machine's \
+                 network and proxy settings, or status.mailchimp.com; the sync can be retried.",
+                self.base_url,
+                waited.as_secs_f64()
+            ),
+            other => format!(
+                "Mailchimp did not accept {} after {attempts} attempts over {:.0} s (last answer: {other}). The sync \
+                 can be retried; if this keeps happening, lower max_concurrent_requests or check status.mailchimp.com.",
+                call_name(call),
+                waited.as_secs_f64()
+            ),
         };
-        ConnectorError::transient(format!(
-            "Mailchimp did not accept {} after {attempts} attempts over {:.0} s ({cause}). The sync can be retried; \
-             if this keeps happening, lower max_concurrent_requests or check status.mailchimp.com.",
-            call_name(call),
-            waited.as_secs_f64()
-        ))
-        .with_internal(format!("{} failed: {error}", call_name(call)))
+        ConnectorError::transient(message).with_internal(internal)
     }
 }
 
@@ -257,11 +260,13 @@ fn path_without_query(path: &str) -> &str {
 
 /// Describes a transport failure with its root cause ("Connection refused"), never the key.
 fn network_error(error: reqwest::Error) -> ApiError {
-    let mut detail = if error.is_timeout() { "the request timed out".to_string() } else { error.to_string() };
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        detail = format!("{detail}: {cause}");
-        source = cause.source();
+    if error.is_timeout() {
+        return ApiError::Network { detail: "the request timed out".into() };
     }
-    ApiError::Network { detail }
+    let mut root: &dyn std::error::Error = &error;
+    while let Some(cause) = root.source() {
+        root = cause;
+    }
+    let stage = if error.is_connect() { "could not connect" } else { "the connection failed" };
+    ApiError::Network { detail: format!("{stage}: {root}") }
 }

@@ -1,0 +1,169 @@
+//! Shared helpers for the end-to-end tests: run the built binary against the fake Mailchimp API and
+//! decode every stdout line.
+#![allow(dead_code)]
+
+use destination_mailchimp::fake::{FakeList, FakeMailchimp};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+pub const KEY: &str = "5e8ff3a0c1d24b7e9f60a1b2c3d4e5f6-us6";
+pub const LIST: &str = "c0ffee1234";
+
+/// A fake with one audience (default merge fields plus the given members).
+pub fn fake_with(setup: impl FnOnce(&mut FakeList)) -> FakeMailchimp {
+    let mut list = FakeList::with_default_fields(LIST, "Test Audience");
+    setup(&mut list);
+    FakeMailchimp::start(KEY, vec![list]).expect("the fake starts")
+}
+
+pub fn fake() -> FakeMailchimp {
+    fake_with(|_| {})
+}
+
+pub fn config(extra: Value) -> Value {
+    let mut config = json!({"api_key": KEY, "list_id": LIST});
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    config
+}
+
+pub fn stream(name: &str, namespace: Option<&str>, mode: &str) -> Value {
+    json!({"stream": {"name": name, "namespace": namespace, "json_schema": {"type": "object"},
+                      "supported_sync_modes": ["full_refresh", "incremental"]},
+           "sync_mode": "incremental", "cursor_field": ["updated_at"],
+           "destination_sync_mode": mode, "primary_key": [["id"]]})
+}
+
+pub fn catalog(streams: Vec<Value>) -> Value {
+    json!({"streams": streams})
+}
+
+pub fn record(stream: &str, namespace: Option<&str>, data: Value) -> String {
+    json!({"type": "RECORD", "record": {"stream": stream, "namespace": namespace, "data": data, "emitted_at": 1795687418000u64}})
+        .to_string()
+}
+
+pub fn stream_state(stream: &str, namespace: Option<&str>, id: u64, source_count: u64) -> String {
+    json!({"type": "STATE", "state": {"type": "STREAM",
+        "stream": {"stream_descriptor": {"name": stream, "namespace": namespace}, "stream_state": {"cursor": id}},
+        "sourceStats": {"recordCount": source_count as f64}, "id": id}})
+    .to_string()
+}
+
+/// The files a command reads, in a temporary folder that lives as long as this value.
+pub struct Files {
+    pub dir: tempfile::TempDir,
+}
+
+impl Files {
+    pub fn new(config: &Value, catalog: &Value) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        std::fs::write(dir.path().join("catalog.json"), catalog.to_string()).unwrap();
+        Self { dir }
+    }
+
+    pub fn config(&self) -> String {
+        self.path("config.json")
+    }
+
+    pub fn catalog(&self) -> String {
+        self.path("catalog.json")
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+}
+
+/// What one run of the binary printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub lines: Vec<Value>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.lines.iter().filter(|l| l["type"] == kind).collect()
+    }
+
+    pub fn states(&self) -> Vec<&Value> {
+        self.of_type("STATE").into_iter().map(|l| &l["state"]).collect()
+    }
+
+    pub fn logs(&self) -> String {
+        self.of_type("LOG").iter().map(|l| l["log"]["message"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>().join("\n")
+    }
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_destination-mailchimp"))
+}
+
+/// Starts the binary with debug logging, pointed at `base_url`.
+pub fn spawn(args: &[&str], base_url: Option<&str>) -> Child {
+    let mut command = Command::new(binary());
+    command.args(args).env("RUST_LOG", "debug").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    match base_url {
+        Some(url) => command.env("MAILCHIMP_API_BASE_URL", url),
+        None => command.env_remove("MAILCHIMP_API_BASE_URL"),
+    };
+    command.spawn().expect("the connector binary starts")
+}
+
+/// Runs the binary to the end with `input` on stdin, and checks what every run must satisfy:
+/// each stdout line is one Airbyte message, and the API key appears nowhere.
+pub fn run(args: &[&str], input: &str, base_url: Option<&str>) -> Run {
+    let mut child = spawn(args, base_url);
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text);
+        text
+    });
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    feeder.join().unwrap();
+    let stderr = stderr_reader.join().unwrap();
+    let lines = stdout.lines().map(|l| parse_protocol_line(l)).collect();
+    assert_no_secret(&stdout, &stderr);
+    Run { code: status.code().unwrap_or(-1), lines, stderr }
+}
+
+/// Asserts that a stdout line is one compact AirbyteMessage whose payload matches its type.
+pub fn parse_protocol_line(line: &str) -> Value {
+    let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+    let payload = match value["type"].as_str() {
+        Some("SPEC") => "spec",
+        Some("CONNECTION_STATUS") => "connectionStatus",
+        Some("STATE") => "state",
+        Some("LOG") => "log",
+        Some("TRACE") => "trace",
+        other => panic!("unexpected message type {other:?}: {line}"),
+    };
+    assert!(value[payload].is_object(), "{payload} missing: {line}");
+    assert!(!line.contains('\n'));
+    value
+}
+
+pub fn assert_no_secret(stdout: &str, stderr: &str) {
+    let secret = KEY.split('-').next().unwrap();
+    assert!(!stdout.contains(secret), "the API key appeared on stdout:\n{stdout}");
+    assert!(!stderr.contains(secret), "the API key appeared on stderr:\n{stderr}");
+}
+
+/// Reads stdout lines as they come (for tests that watch a running sync).
+pub fn lines_of(child: &mut Child) -> impl Iterator<Item = String> {
+    BufReader::new(child.stdout.take().unwrap()).lines().map(|l| l.unwrap())
+}
