@@ -21,7 +21,15 @@ fn spec_prints_one_spec_message_equal_to_spec_json() {
     let expected: Value = serde_json::from_str(include_str!("../spec.json")).unwrap();
     assert_eq!(run.lines[0]["spec"], expected);
     let properties = &expected["connectionSpecification"]["properties"];
-    for field in ["api_key", "list_id", "tags", "status_if_new", "email_field", "batch_size", "max_concurrent_requests"] {
+    for field in [
+        "api_key",
+        "list_id",
+        "tags",
+        "status_if_new",
+        "email_field",
+        "batch_size",
+        "max_concurrent_requests",
+    ] {
         assert!(properties[field].is_object(), "{field}");
     }
 }
@@ -37,7 +45,8 @@ fn check_succeeds_and_names_the_audience() {
 #[test]
 fn check_fails_clearly_for_a_rejected_key() {
     let fake = fake();
-    let (status, message) = check(&config(json!({"api_key": "ffffffffffffffffffffffffffffffff-us6"})), Some(&fake.base_url()));
+    let (status, message) =
+        check(&config(json!({"api_key": "ffffffffffffffffffffffffffffffff-us6"})), Some(&fake.base_url()));
     assert_eq!(status, "FAILED");
     assert!(message.starts_with("Mailchimp rejected the API key (401 API Key Invalid)."), "{message}");
     assert!(!message.contains("ffffffffffff"), "{message}");
@@ -48,13 +57,19 @@ fn check_fails_clearly_for_an_unknown_list() {
     let fake = fake();
     let (status, message) = check(&config(json!({"list_id": "nope123"})), Some(&fake.base_url()));
     assert_eq!(status, "FAILED");
-    assert!(message.starts_with("No audience with List ID 'nope123' in this Mailchimp account (404 Resource Not Found)."), "{message}");
+    assert!(
+        message.starts_with(
+            "No audience with List ID 'nope123' in this Mailchimp account (404 Resource Not Found)."
+        ),
+        "{message}"
+    );
 }
 
 #[test]
 fn check_fails_for_a_key_without_a_data_center() {
     let fake = fake();
-    let (status, message) = check(&config(json!({"api_key": "5e8ff3a0c1d24b7e9f60a1b2c3d4e5f6"})), Some(&fake.base_url()));
+    let (status, message) =
+        check(&config(json!({"api_key": "5e8ff3a0c1d24b7e9f60a1b2c3d4e5f6"})), Some(&fake.base_url()));
     assert_eq!(status, "FAILED");
     assert!(message.starts_with("The API key has no data-center suffix (such as -us6)."), "{message}");
     assert!(fake.requests().is_empty(), "nothing is sent with a malformed key");
@@ -66,7 +81,10 @@ fn check_fails_for_a_config_that_does_not_match_the_spec() {
     let (status, message) = check(&json!({"api_key": KEY, "batch_size": 900}), Some(&fake.base_url()));
     assert_eq!(status, "FAILED");
     assert!(message.starts_with("Config validation error:"), "{message}");
-    assert!(message.contains("\"list_id\" is a required property") && message.contains("batch_size"), "{message}");
+    assert!(
+        message.contains("\"list_id\" is a required property") && message.contains("batch_size"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -34,7 +34,11 @@ fn run_write(files: &Files, input: &str, base_url: &str) -> Run {
 }
 
 fn batch_requests(fake: &destination_mailchimp::fake::FakeMailchimp) -> Vec<Value> {
-    fake.requests().into_iter().filter(|r| r.method == "POST" && r.path == format!("/3.0/lists/{LIST}")).map(|r| r.body).collect()
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == format!("/3.0/lists/{LIST}"))
+        .map(|r| r.body)
+        .collect()
 }
 
 #[test]
@@ -94,7 +98,11 @@ fn a_large_sync_leaves_deduplicated_contacts_and_echoes_every_state_once_in_orde
         if i % 97 == 96 {
             let counts = open.remove(name).unwrap_or_default();
             let line = stream_state(name, ns, state_id, counts.0 + counts.1);
-            expected_states.push((serde_json::from_str::<Value>(&line).unwrap()["state"].clone(), counts.0, counts.1));
+            expected_states.push((
+                serde_json::from_str::<Value>(&line).unwrap()["state"].clone(),
+                counts.0,
+                counts.1,
+            ));
             input.push(line);
         } else if i % 250 == 249 || i % 400 == 399 {
             let (a, r) = open.drain().fold((0, 0), |(a, r), (_, (x, y))| (a + x, r + y));
@@ -120,7 +128,12 @@ fn a_large_sync_leaves_deduplicated_contacts_and_echoes_every_state_once_in_orde
         let stats = without_stats.as_object_mut().unwrap().remove("destinationStats").unwrap();
         assert_eq!(&without_stats, sent);
         assert!(stats["recordCount"].is_f64() && stats["rejectedRecordCount"].is_f64());
-        assert_eq!((stats["recordCount"].as_f64().unwrap(), stats["rejectedRecordCount"].as_f64().unwrap()), (*accepted as f64, *rejected as f64), "state {}", sent["id"]);
+        assert_eq!(
+            (stats["recordCount"].as_f64().unwrap(), stats["rejectedRecordCount"].as_f64().unwrap()),
+            (*accepted as f64, *rejected as f64),
+            "state {}",
+            sent["id"]
+        );
     }
 
     // Exactly the deduplicated contacts, with the values of applying the records in order.
@@ -140,7 +153,8 @@ fn a_large_sync_leaves_deduplicated_contacts_and_echoes_every_state_once_in_orde
         assert_eq!(body["update_existing"], true);
         let batch = body["members"].as_array().unwrap();
         assert!(batch.len() <= 100);
-        let emails: HashSet<String> = batch.iter().map(|m| m["email_address"].as_str().unwrap().to_lowercase()).collect();
+        let emails: HashSet<String> =
+            batch.iter().map(|m| m["email_address"].as_str().unwrap().to_lowercase()).collect();
         assert_eq!(emails.len(), batch.len(), "an email repeated within one request");
         assert!(batch.iter().all(|m| m.get("status").is_none() && m["status_if_new"] == "subscribed"));
     }
@@ -148,14 +162,20 @@ fn a_large_sync_leaves_deduplicated_contacts_and_echoes_every_state_once_in_orde
     let logs = run.logs();
     assert!(logs.contains("Sync finished in"), "{logs}");
     assert!(logs.contains("records rejected"), "{logs}");
-    assert!(!logs.contains("bad1") && logs.contains("b***@example.com"), "rejected emails are masked: {logs}");
+    assert!(
+        !logs.contains("bad1") && logs.contains("b***@example.com"),
+        "rejected emails are masked: {logs}"
+    );
 }
 
 #[test]
 fn states_are_echoed_only_after_mailchimp_answered_every_record_before_them() {
     let fake = fake();
     fake.set_latency(Duration::from_millis(250));
-    let files = Files::new(&config(json!({"batch_size": 10, "max_concurrent_requests": 3})), &catalog(vec![stream("users", None, "append_dedup")]));
+    let files = Files::new(
+        &config(json!({"batch_size": 10, "max_concurrent_requests": 3})),
+        &catalog(vec![stream("users", None, "append_dedup")]),
+    );
     let mut input = String::new();
     let mut emails_before_state: HashMap<u64, Vec<String>> = HashMap::new();
     let mut seen = Vec::new();
@@ -179,7 +199,10 @@ fn states_are_echoed_only_after_mailchimp_answered_every_record_before_them() {
             let id = message["state"]["id"].as_u64().unwrap();
             let present: HashSet<String> = fake.members(LIST).into_iter().map(|m| m.email_address).collect();
             for email in &emails_before_state[&id] {
-                assert!(present.contains(email), "state {id} was echoed before Mailchimp answered for {email}");
+                assert!(
+                    present.contains(email),
+                    "state {id} was echoed before Mailchimp answered for {email}"
+                );
             }
             checked += 1;
         }
@@ -193,7 +216,10 @@ fn a_later_batch_with_the_same_email_waits_for_the_earlier_one() {
     let fake = fake();
     // The first batch is answered slowly; the second would overtake it if it were sent at once.
     fake.delay_next_batches(&[Duration::from_millis(600)]);
-    let files = Files::new(&config(json!({"batch_size": 2, "max_concurrent_requests": 4})), &catalog(vec![stream("users", None, "append_dedup")]));
+    let files = Files::new(
+        &config(json!({"batch_size": 2, "max_concurrent_requests": 4})),
+        &catalog(vec![stream("users", None, "append_dedup")]),
+    );
     let input = [
         record("users", None, json!({"email": "same@mail.io", "fname": "First"})),
         record("users", None, json!({"email": "other@mail.io", "fname": "O"})),
@@ -206,14 +232,21 @@ fn a_later_batch_with_the_same_email_waits_for_the_earlier_one() {
     assert_eq!(fake.member(LIST, "same@mail.io").unwrap().merge_fields["FNAME"], "Last");
     let posts: Vec<_> = fake.requests().into_iter().filter(|r| r.method == "POST").collect();
     assert_eq!(posts.len(), 2);
-    assert!(posts[1].received_ms >= posts[0].answered_ms, "the second batch was sent before the first was answered");
+    assert!(
+        posts[1].received_ms >= posts[0].answered_ms,
+        "the second batch was sent before the first was answered"
+    );
 }
 
 #[test]
 fn an_unsubscribed_contact_stays_unsubscribed() {
     let fake = fake_with(|list| list.put_member("left@mail.io", "unsubscribed", json!({"FNAME": "Old"})));
     let files = Files::new(&config(json!({})), &catalog(vec![stream("users", None, "append_dedup")]));
-    let input = [record("users", None, json!({"email": "LEFT@mail.io", "fname": "New"})), record("users", None, json!({"email": "new@mail.io"}))].join("\n");
+    let input = [
+        record("users", None, json!({"email": "LEFT@mail.io", "fname": "New"})),
+        record("users", None, json!({"email": "new@mail.io"})),
+    ]
+    .join("\n");
     let run = run_write(&files, &input, &fake.base_url());
     assert_eq!(run.code, 0);
     let left = fake.member(LIST, "left@mail.io").unwrap();
@@ -228,8 +261,15 @@ fn an_unsubscribed_contact_stays_unsubscribed() {
 #[test]
 fn status_if_new_applies_only_to_new_contacts() {
     let fake = fake_with(|list| list.put_member("old@mail.io", "subscribed", json!({})));
-    let files = Files::new(&config(json!({"status_if_new": "pending"})), &catalog(vec![stream("users", None, "append_dedup")]));
-    let input = [record("users", None, json!({"email": "old@mail.io"})), record("users", None, json!({"email": "fresh@mail.io"}))].join("\n");
+    let files = Files::new(
+        &config(json!({"status_if_new": "pending"})),
+        &catalog(vec![stream("users", None, "append_dedup")]),
+    );
+    let input = [
+        record("users", None, json!({"email": "old@mail.io"})),
+        record("users", None, json!({"email": "fresh@mail.io"})),
+    ]
+    .join("\n");
     assert_eq!(run_write(&files, &input, &fake.base_url()).code, 0);
     assert_eq!(fake.member(LIST, "old@mail.io").unwrap().status, "subscribed");
     assert_eq!(fake.member(LIST, "fresh@mail.io").unwrap().status, "pending");
@@ -239,13 +279,17 @@ fn status_if_new_applies_only_to_new_contacts() {
 fn a_stream_in_another_mode_fails_before_reading_input() {
     let fake = fake();
     let files = Files::new(&config(json!({})), &catalog(vec![stream("users", Some("crm"), "overwrite")]));
-    let run = run_write(&files, &record("users", Some("crm"), json!({"email": "a@mail.io"})), &fake.base_url());
+    let run =
+        run_write(&files, &record("users", Some("crm"), json!({"email": "a@mail.io"})), &fake.base_url());
     assert_ne!(run.code, 0);
     let traces = run.of_type("TRACE");
     assert_eq!(traces.len(), 1);
     let error = &traces[0]["trace"]["error"];
     assert_eq!(error["failure_type"], "config_error");
-    assert!(error["message"].as_str().unwrap().contains("Stream 'crm.users' uses the destination sync mode 'overwrite'"));
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("Stream 'crm.users' uses the destination sync mode 'overwrite'"));
     assert!(error["message"].as_str().unwrap().contains("append_dedup"));
     assert!(fake.requests().is_empty());
 }
@@ -253,15 +297,22 @@ fn a_stream_in_another_mode_fails_before_reading_input() {
 #[test]
 fn a_rejected_key_fails_the_sync_as_a_config_error_without_states() {
     let fake = fake();
-    let files = Files::new(&config(json!({"api_key": "0000000000000000000000000000dead-us6"})), &catalog(vec![stream("users", None, "append_dedup")]));
-    let input = [record("users", None, json!({"email": "a@mail.io"})), stream_state("users", None, 1, 1)].join("\n");
+    let files = Files::new(
+        &config(json!({"api_key": "0000000000000000000000000000dead-us6"})),
+        &catalog(vec![stream("users", None, "append_dedup")]),
+    );
+    let input =
+        [record("users", None, json!({"email": "a@mail.io"})), stream_state("users", None, 1, 1)].join("\n");
     let run = run_write(&files, &input, &fake.base_url());
     assert_eq!(run.code, 1);
     assert!(run.states().is_empty());
     let traces = run.of_type("TRACE");
     assert_eq!(traces.len(), 1);
     assert_eq!(traces[0]["trace"]["error"]["failure_type"], "config_error");
-    assert!(traces[0]["trace"]["error"]["message"].as_str().unwrap().starts_with("Mailchimp rejected the API key (401 API Key Invalid)."));
+    assert!(traces[0]["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Mailchimp rejected the API key (401 API Key Invalid)."));
 }
 
 #[test]
@@ -271,7 +322,13 @@ fn a_permanent_failure_mid_sync_keeps_committed_states_and_emits_no_later_one() 
     let args = write_args(&files);
     let mut child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>(), Some(&fake.base_url()));
     let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{}\n{}", record("users", None, json!({"email": "first@mail.io"})), stream_state("users", None, 1, 1)).unwrap();
+    writeln!(
+        stdin,
+        "{}\n{}",
+        record("users", None, json!({"email": "first@mail.io"})),
+        stream_state("users", None, 1, 1)
+    )
+    .unwrap();
     stdin.flush().unwrap();
     let mut lines = lines_of(&mut child);
     let mut out = Vec::new();
@@ -284,7 +341,13 @@ fn a_permanent_failure_mid_sync_keeps_committed_states_and_emits_no_later_one() 
         }
     }
     fake.remove_list(LIST);
-    writeln!(stdin, "{}\n{}", record("users", None, json!({"email": "second@mail.io"})), stream_state("users", None, 2, 1)).unwrap();
+    writeln!(
+        stdin,
+        "{}\n{}",
+        record("users", None, json!({"email": "second@mail.io"})),
+        stream_state("users", None, 2, 1)
+    )
+    .unwrap();
     drop(stdin);
     out.extend(lines.map(|l| parse_protocol_line(&l)));
     assert_eq!(child.wait().unwrap().code(), Some(1));
@@ -307,7 +370,8 @@ fn records_without_email_and_unknown_streams_are_rejected_and_counted() {
         record("users", None, json!("not an object")),
         record("orders", None, json!({"email": "o@mail.io"})),
         record("orders", None, json!({"email": "p@mail.io"})),
-        json!({"type": "STATE", "state": {"type": "GLOBAL", "global": {"stream_states": []}, "id": 9}}).to_string(),
+        json!({"type": "STATE", "state": {"type": "GLOBAL", "global": {"stream_states": []}, "id": 9}})
+            .to_string(),
     ]
     .join("\n");
     let run = run_write(&files, &input, &fake.base_url());
@@ -365,7 +429,13 @@ fn a_slow_source_gets_its_states_back_without_closing_input() {
     let args = write_args(&files);
     let mut child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>(), Some(&fake.base_url()));
     let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{}\n{}", record("users", None, json!({"email": "slow@mail.io"})), stream_state("users", None, 1, 1)).unwrap();
+    writeln!(
+        stdin,
+        "{}\n{}",
+        record("users", None, json!({"email": "slow@mail.io"})),
+        stream_state("users", None, 1, 1)
+    )
+    .unwrap();
     stdin.flush().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let mut lines = lines_of(&mut child);
@@ -376,7 +446,8 @@ fn a_slow_source_gets_its_states_back_without_closing_input() {
     });
     // Liveness, not timing: the state must come back while stdin is still open (generous bound).
     let state = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("a state while the source is still sending");
+        let line =
+            rx.recv_timeout(Duration::from_secs(60)).expect("a state while the source is still sending");
         let message = parse_protocol_line(&line);
         if message["type"] == "STATE" {
             break message;

@@ -97,7 +97,11 @@ impl Run {
     }
 
     pub fn logs(&self) -> String {
-        self.of_type("LOG").iter().map(|l| l["log"]["message"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>().join("\n")
+        self.of_type("LOG")
+            .iter()
+            .map(|l| l["log"]["message"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -108,7 +112,12 @@ pub fn binary() -> PathBuf {
 /// Starts the binary with debug logging, pointed at `base_url`.
 pub fn spawn(args: &[&str], base_url: Option<&str>) -> Child {
     let mut command = Command::new(binary());
-    command.args(args).env("RUST_LOG", "debug").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     match base_url {
         Some(url) => command.env("MAILCHIMP_API_BASE_URL", url),
         None => command.env_remove("MAILCHIMP_API_BASE_URL"),
@@ -143,7 +152,8 @@ pub fn run(args: &[&str], input: &str, base_url: Option<&str>) -> Run {
 
 /// Asserts that a stdout line is one compact AirbyteMessage whose payload matches its type.
 pub fn parse_protocol_line(line: &str) -> Value {
-    let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+    let value: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
     let payload = match value["type"].as_str() {
         Some("SPEC") => "spec",
         Some("CONNECTION_STATUS") => "connectionStatus",
