@@ -145,7 +145,7 @@ pub fn run(args: &[&str], input: &str, base_url: Option<&str>) -> Run {
     let status = child.wait().unwrap();
     feeder.join().unwrap();
     let stderr = stderr_reader.join().unwrap();
-    let lines = stdout.lines().map(|l| parse_protocol_line(l)).collect();
+    let lines = stdout.lines().map(parse_protocol_line).collect();
     assert_no_secret(&stdout, &stderr);
     Run { code: status.code().unwrap_or(-1), lines, stderr }
 }
