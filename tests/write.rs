@@ -9,9 +9,12 @@ use std::io::Write;
 use std::time::Duration;
 
 /// What a sequence of records should leave in Mailchimp: applied one after another.
+/// A contact's expected email spelling, merge fields and tags.
+type Contact = (String, Map<String, Value>, HashSet<String>);
+
 #[derive(Default)]
 struct Expected {
-    contacts: BTreeMap<String, (String, Map<String, Value>, HashSet<String>)>,
+    contacts: BTreeMap<String, Contact>,
 }
 
 impl Expected {
