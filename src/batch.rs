@@ -112,6 +112,7 @@ fn merge_into(earlier: &mut Member, later: Member) {
     earlier.email_address = later.email_address;
     earlier.status_if_new = later.status_if_new;
     earlier.merge_fields.extend(later.merge_fields);
+    earlier.attributes.extend(later.attributes);
     for tag in later.tags {
         if !earlier.tags.contains(&tag) {
             earlier.tags.push(tag);
@@ -132,6 +133,7 @@ mod tests {
             status_if_new: MemberStatus::Subscribed,
             merge_fields: json!({"FNAME": fname}).as_object().unwrap().clone(),
             tags: vec![],
+            attributes: Default::default(),
             key: email_key(email),
         }
     }

@@ -74,6 +74,9 @@ pub struct Config {
     pub batch_size: usize,
     pub max_concurrent_requests: usize,
     pub max_retry_time: Duration,
+    /// Explicit record field → merge tag mappings (they win over automatic matching).
+    pub field_mappings: Vec<(String, String)>,
+    pub skip_merge_validation: bool,
 }
 
 /// Reads, validates and parses the config file; the base URL may be replaced by `MAILCHIMP_API_BASE_URL`.
@@ -125,7 +128,21 @@ pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Conf
         batch_size: integer("batch_size", 500).clamp(1, 500) as usize,
         max_concurrent_requests: integer("max_concurrent_requests", 5).clamp(1, 10) as usize,
         max_retry_time: Duration::from_secs(integer("max_retry_seconds", 600)),
+        field_mappings: field_mappings(value),
+        skip_merge_validation: value.get("skip_merge_validation").and_then(Value::as_bool).unwrap_or(false),
     })
+}
+
+fn field_mappings(value: &Value) -> Vec<(String, String)> {
+    let items = value.get("field_mappings").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|m| {
+            let field = m.get("record_field")?.as_str()?.trim();
+            let tag = m.get("merge_tag")?.as_str()?.trim();
+            (!field.is_empty() && !tag.is_empty()).then(|| (field.to_string(), tag.to_string()))
+        })
+        .collect()
 }
 
 /// Splits a comma-separated tag list: trimmed, empty pieces dropped, repeats removed.

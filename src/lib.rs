@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod fake;
 pub mod input;

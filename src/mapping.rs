@@ -1,13 +1,17 @@
-//! Record → Mailchimp member: the email address, merge fields matched by tag, and tags.
+//! Record → Mailchimp member: the email address, merge fields matched by name and converted by type,
+//! member attributes, and tags.
 
 use crate::catalog::ConfiguredCatalog;
 use crate::config::{Config, MemberStatus};
+use crate::convert::{self, ATTRIBUTES};
+use crate::error::ConnectorError;
 use crate::mailchimp::model::MergeField;
 use crate::protocol::StreamKey;
+use crate::redact::excerpt;
 use md5::{Digest, Md5};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// MD5 of the lowercased email: Mailchimp's identity of a contact (`subscriber_hash`).
 pub type EmailKey = [u8; 16];
@@ -37,6 +41,9 @@ pub struct Member {
     pub merge_fields: Map<String, Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Member attributes such as `language`, `vip` or `location`, sent beside the merge fields.
+    #[serde(flatten)]
+    pub attributes: Map<String, Value>,
     #[serde(skip)]
     pub key: EmailKey,
 }
@@ -49,12 +56,39 @@ pub enum Mapped {
     Rejected(String),
 }
 
-/// Per-stream knowledge: where the email is and which record fields are merge fields.
+/// Where a record field's value goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The merge field at this index of the audience's fields.
+    Merge(usize),
+    Attribute(&'static str),
+    Ignored,
+}
+
+/// Common field names for Mailchimp's usual merge tags (used only when that tag exists).
+const ALIASES: [(&str, &[&str]); 5] = [
+    ("FNAME", &["first_name", "firstname", "given_name"]),
+    ("LNAME", &["last_name", "lastname", "surname", "family_name"]),
+    ("PHONE", &["phone", "phone_number"]),
+    ("ADDRESS", &["address"]),
+    ("BIRTHDAY", &["birthday", "date_of_birth", "dob"]),
+];
+
+/// Per-stream knowledge: where the email is and where each record field goes.
 #[derive(Debug, Default)]
 struct StreamPlan {
     key_field: Option<String>,
-    /// Record field name → merge tag (None: not a merge field). Filled as fields are seen.
-    field_tags: HashMap<String, Option<String>>,
+    /// Record field name → target, for the catalog's fields and every field seen since.
+    targets: HashMap<String, Target>,
+}
+
+/// Values that could not be converted for one field of one stream (reported once per sync).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DroppedValues {
+    pub target: String,
+    pub count: u64,
+    pub example: String,
+    pub reason: String,
 }
 
 /// Maps records of the catalog's streams to members of one audience.
@@ -62,30 +96,81 @@ pub struct Mapper {
     email_field: Option<String>,
     status_if_new: MemberStatus,
     config_tags: Vec<String>,
-    /// Lowercased merge tag → the tag as the audience spells it.
-    merge_tags: HashMap<String, String>,
+    merge_fields: Vec<MergeField>,
+    /// Explicit record field → merge field index, from the config.
+    explicit: HashMap<String, usize>,
     streams: HashMap<StreamKey, StreamPlan>,
+    dropped: BTreeMap<(String, String), DroppedValues>,
+    /// Mappings of fields that were not in the catalog, found in records (to be logged).
+    discovered: Vec<String>,
 }
 
 impl Mapper {
-    pub fn new(config: &Config, catalog: &ConfiguredCatalog, merge_fields: &[MergeField]) -> Self {
-        let streams = catalog
-            .streams
-            .iter()
-            .map(|s| {
-                (
-                    s.key(),
-                    StreamPlan { key_field: s.single_key_field().map(str::to_string), ..Default::default() },
-                )
-            })
-            .collect();
-        Self {
+    /// Fails when an explicit mapping names a merge tag the audience does not have.
+    pub fn new(
+        config: &Config,
+        catalog: &ConfiguredCatalog,
+        merge_fields: &[MergeField],
+    ) -> Result<Self, ConnectorError> {
+        let mut explicit = HashMap::new();
+        for (field, tag) in &config.field_mappings {
+            let index = merge_fields.iter().position(|f| f.tag.eq_ignore_ascii_case(tag)).ok_or_else(|| {
+                let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
+                ConnectorError::config(format!(
+                    "field_mappings maps '{field}' to the merge tag '{tag}', which the audience does not have \
+                     (its merge tags: {}). Fix the mapping or add the field in Audience → Settings → Audience fields.",
+                    tags.join(", ")
+                ))
+            })?;
+            explicit.insert(field.clone(), index);
+        }
+        let mut mapper = Self {
             email_field: config.email_field.clone(),
             status_if_new: config.status_if_new,
             config_tags: config.tags.clone(),
-            merge_tags: merge_fields.iter().map(|f| (f.tag.to_ascii_lowercase(), f.tag.clone())).collect(),
-            streams,
+            merge_fields: merge_fields.to_vec(),
+            explicit,
+            streams: HashMap::new(),
+            dropped: BTreeMap::new(),
+            discovered: Vec::new(),
+        };
+        for stream in &catalog.streams {
+            let mut plan =
+                StreamPlan { key_field: stream.single_key_field().map(str::to_string), ..Default::default() };
+            if let Some(properties) = stream.stream.json_schema.get("properties").and_then(Value::as_object) {
+                for name in properties.keys() {
+                    plan.targets.insert(name.clone(), mapper.target_for(name));
+                }
+            }
+            mapper.streams.insert(stream.key(), plan);
         }
+        Ok(mapper)
+    }
+
+    /// The matching rules, in order: explicit mapping; member attribute; merge tag (any case);
+    /// the merge field's name normalized ("First Name" → first_name); a common alias.
+    fn target_for(&self, name: &str) -> Target {
+        if let Some(index) = self.explicit.get(name) {
+            return Target::Merge(*index);
+        }
+        if let Some(attribute) = ATTRIBUTES.iter().find(|a| a.eq_ignore_ascii_case(name)) {
+            return Target::Attribute(attribute);
+        }
+        let taken = |i: &usize| self.explicit.values().any(|e| e == i);
+        let normalized = normalize(name);
+        let by = |matches: &dyn Fn(&MergeField) -> bool| {
+            self.merge_fields.iter().enumerate().position(|(i, f)| !taken(&i) && matches(f))
+        };
+        by(&|f| f.tag.eq_ignore_ascii_case(name))
+            .or_else(|| by(&|f| !f.name.is_empty() && normalize(&f.name) == normalized))
+            .or_else(|| {
+                let tag = ALIASES
+                    .iter()
+                    .find(|(_, names)| names.contains(&normalized.as_str()))
+                    .map(|(tag, _)| *tag)?;
+                by(&|f| f.tag == tag)
+            })
+            .map_or(Target::Ignored, Target::Merge)
     }
 
     /// The catalog stream a record belongs to: an exact match, else the only stream of that name.
@@ -105,50 +190,191 @@ impl Mapper {
         let Some(fields) = data.as_object() else {
             return Mapped::Rejected("the record's data is not a JSON object".into());
         };
-        let plan = self.streams.entry(stream.clone()).or_default();
+        let mut plan = self.streams.remove(stream).unwrap_or_default();
+        let mapped = self.map_fields(stream, &mut plan, fields);
+        self.streams.insert(stream.clone(), plan);
+        mapped
+    }
+
+    fn map_fields(
+        &mut self,
+        stream: &StreamKey,
+        plan: &mut StreamPlan,
+        fields: &Map<String, Value>,
+    ) -> Mapped {
         let (email_field, email_value) =
             match find_email(fields, self.email_field.as_deref(), plan.key_field.as_deref()) {
                 Ok(found) => found,
                 Err(reason) => return Mapped::Rejected(reason),
             };
         let email = match email_value {
-            Value::String(s) => s.trim(),
+            Value::String(s) => s.trim().to_string(),
             Value::Null => return Mapped::Rejected(format!("the email field '{email_field}' is null")),
             _ => return Mapped::Rejected(format!("the email field '{email_field}' is not a string")),
         };
-        if !looks_like_email(email) {
+        if !looks_like_email(&email) {
             return Mapped::Rejected(format!(
                 "the email field '{email_field}' does not hold an email address"
             ));
         }
+        let email_field = email_field.to_string();
 
-        let mut merge_fields = Map::new();
-        let mut tags = self.config_tags.clone();
+        let mut member = Member {
+            key: email_key(&email),
+            email_address: email,
+            status_if_new: self.status_if_new,
+            merge_fields: Map::new(),
+            tags: self.config_tags.clone(),
+            attributes: Map::new(),
+        };
         for (name, value) in fields {
-            if name == email_field {
+            if *name == email_field {
                 continue;
             }
             if name == "tags" {
-                add_record_tags(&mut tags, value);
+                add_record_tags(&mut member.tags, value);
                 continue;
             }
-            let merge_tags = &self.merge_tags;
-            let tag = plan
-                .field_tags
-                .entry(name.clone())
-                .or_insert_with(|| merge_tags.get(&name.to_ascii_lowercase()).cloned());
-            if let (Some(tag), Some(value)) = (tag, merge_value(value)) {
-                merge_fields.insert(tag.clone(), value);
+            let target = match plan.targets.get(name) {
+                Some(target) => *target,
+                None => {
+                    let target = self.target_for(name);
+                    if target != Target::Ignored {
+                        self.discovered.push(format!(
+                            "Stream '{stream}': field '{name}' (not in the catalog's schema) → {}.",
+                            self.describe(target)
+                        ));
+                    }
+                    plan.targets.insert(name.clone(), target);
+                    target
+                }
+            };
+            let converted = match target {
+                Target::Ignored => continue,
+                Target::Merge(i) => {
+                    let field = &self.merge_fields[i];
+                    convert::merge_value(&field.kind, &field.options, value)
+                        .map(|v| v.map(|v| (field.tag.clone(), v)))
+                }
+                Target::Attribute(a) => {
+                    convert::attribute_value(a, value).map(|v| v.map(|v| (a.to_string(), v)))
+                }
+            };
+            match (converted, target) {
+                (Ok(Some((key, v))), Target::Merge(_)) => {
+                    member.merge_fields.insert(key, v);
+                }
+                (Ok(Some((key, v))), _) => {
+                    member.attributes.insert(key, v);
+                }
+                (Ok(None), _) => {}
+                (Err(reason), _) => self.count_drop(stream, name, target, value, reason),
             }
         }
-        Mapped::Member(Member {
-            key: email_key(email),
-            email_address: email.to_string(),
-            status_if_new: self.status_if_new,
-            merge_fields,
-            tags,
-        })
+        Mapped::Member(member)
     }
+
+    fn count_drop(&mut self, stream: &StreamKey, field: &str, target: Target, value: &Value, reason: String) {
+        let target = self.describe(target);
+        let entry = self.dropped.entry((stream.to_string(), field.to_string())).or_insert_with(|| {
+            DroppedValues { target, count: 0, example: excerpt(&value.to_string(), 60), reason }
+        });
+        entry.count += 1;
+    }
+
+    fn describe(&self, target: Target) -> String {
+        match target {
+            Target::Merge(i) => self.merge_fields[i].tag.clone(),
+            Target::Attribute(a) => format!("{a} (member attribute)"),
+            Target::Ignored => "nothing".into(),
+        }
+    }
+
+    /// One line per stream: the mapping it will use, the fields it will not send, and the
+    /// audience's required merge fields it cannot fill.
+    pub fn plan_report(&self) -> Vec<(bool, String)> {
+        let mut keys: Vec<&StreamKey> = self.streams.keys().collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|key| {
+                let plan = &self.streams[key];
+                let mut names: Vec<&String> = plan.targets.keys().collect();
+                names.sort();
+                let mapped: Vec<String> = names
+                    .iter()
+                    .filter(|n| plan.targets[**n] != Target::Ignored)
+                    .map(|n| format!("{n} → {}", self.describe(plan.targets[*n])))
+                    .collect();
+                let ignored: Vec<&str> = names
+                    .iter()
+                    .filter(|n| plan.targets[**n] == Target::Ignored && !is_email_or_tags(n, self.email_field.as_deref(), plan.key_field.as_deref()))
+                    .map(|n| n.as_str())
+                    .collect();
+                let filled: Vec<usize> = plan.targets.values().filter_map(|t| if let Target::Merge(i) = t { Some(*i) } else { None }).collect();
+                let unfilled: Vec<&str> = self
+                    .merge_fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, f)| f.required && !filled.contains(i))
+                    .map(|(_, f)| f.tag.as_str())
+                    .collect();
+                let list = |items: &[&str]| if items.is_empty() { "none".to_string() } else { items.join(", ") };
+                let mut line = format!(
+                    "Stream '{key}': mapping {}; not sent: {}.",
+                    if mapped.is_empty() { "no merge fields".to_string() } else { mapped.join(", ") },
+                    list(&ignored)
+                );
+                if !unfilled.is_empty() {
+                    line.push_str(&format!(
+                        " The audience requires the merge fields {}, which no field of this stream fills: Mailchimp \
+                         will reject new contacts without them unless skip_merge_validation is set.",
+                        unfilled.join(", ")
+                    ));
+                }
+                (unfilled.is_empty(), line)
+            })
+            .collect()
+    }
+
+    /// Mappings found in records for fields the catalog did not list, since the last call.
+    pub fn take_discovered(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.discovered)
+    }
+
+    /// Values dropped because they could not be converted, per stream and field.
+    pub fn dropped_values(&self) -> Vec<String> {
+        self.dropped
+            .iter()
+            .map(|((stream, field), d)| {
+                format!(
+                    "Stream '{stream}', field '{field}' → {}: {} value(s) could not be converted and were not sent \
+                     (the contacts were still synced); e.g. {} ({}).",
+                    d.target, d.count, d.example, d.reason
+                )
+            })
+            .collect()
+    }
+}
+
+fn is_email_or_tags(name: &str, email_field: Option<&str>, key_field: Option<&str>) -> bool {
+    name == "tags"
+        || email_field == Some(name)
+        || key_field == Some(name)
+        || name.eq_ignore_ascii_case("email")
+        || name.eq_ignore_ascii_case("email_address")
+}
+
+/// Lowercase, with every run of non-alphanumerics turned into one `_`: "First Name" → `first_name`.
+fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
 }
 
 /// Finds the email: the configured field, else `email_address`/`email` (any case), else a one-field primary key.
@@ -202,15 +428,6 @@ fn add_record_tags(tags: &mut Vec<String>, value: &Value) {
     }
 }
 
-/// The value sent for a merge field; `None` means "do not send" (nulls never erase a value).
-fn merge_value(value: &Value) -> Option<Value> {
-    match value {
-        Value::Null | Value::Array(_) => None,
-        Value::Bool(b) => Some(Value::String(b.to_string())),
-        other => Some(other.clone()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +442,7 @@ mod tests {
             {"tag": "SCORE", "name": "Score", "type": "number"}
         ]))
         .unwrap();
-        Mapper::new(&config, &catalog, &fields)
+        Mapper::new(&config, &catalog, &fields).unwrap()
     }
 
     fn users() -> StreamKey {
@@ -310,6 +527,55 @@ mod tests {
         ] {
             assert!(matches!(m.map(&users(), &data), Mapped::Rejected(_)), "{data}");
         }
+    }
+
+    #[test]
+    fn matches_by_tag_display_name_alias_and_explicit_mapping() {
+        let config = crate::config::from_value(
+            &json!({"api_key": "k-us1", "list_id": "l", "field_mappings": [{"record_field": "nick", "merge_tag": "fname"}]}),
+            None,
+        )
+        .unwrap();
+        let catalog: ConfiguredCatalog = serde_json::from_value(json!({"streams": [{"stream": {"name": "users", "json_schema": {"properties": {"email": {}, "Last Name": {}, "dob": {}, "first_name": {}, "vip": {}, "plan": {}}}}, "destination_sync_mode": "append_dedup"}]})).unwrap();
+        let fields: Vec<MergeField> = serde_json::from_value(json!([
+            {"tag": "FNAME", "name": "First Name", "type": "text"},
+            {"tag": "LNAME", "name": "Last Name", "type": "text"},
+            {"tag": "BIRTHDAY", "name": "Birthday", "type": "birthday", "options": {"date_format": "MM/DD"}},
+            {"tag": "MMERGE9", "name": "Plan", "type": "dropdown", "required": true, "options": {"choices": ["Pro", "Free"]}}
+        ]))
+        .unwrap();
+        let mut m = Mapper::new(&config, &catalog, &fields).unwrap();
+        let data = json!({"email": "a@b.io", "nick": "Ada", "first_name": "Augusta", "Last Name": "King", "dob": "1815-12-10", "vip": "yes", "plan": "pro", "shoe": 9});
+        let Mapped::Member(member) = m.map(&users(), &data) else { panic!() };
+        assert_eq!(
+            Value::Object(member.merge_fields),
+            json!({"FNAME": "Ada", "LNAME": "King", "BIRTHDAY": "12/10", "MMERGE9": "Pro"})
+        );
+        assert_eq!(Value::Object(member.attributes), json!({"vip": true}));
+        let report = m.plan_report();
+        assert!(report[0].0, "{report:?}");
+        assert!(
+            report[0].1.contains("Last Name → LNAME") && report[0].1.contains("not sent: first_name"),
+            "{report:?}"
+        );
+        assert_eq!(
+            m.take_discovered(),
+            vec!["Stream 'users': field 'nick' (not in the catalog's schema) → FNAME.".to_string()]
+        );
+
+        let bad = json!({"email": "b@b.io", "dob": "someday", "plan": "Gold"});
+        assert!(matches!(m.map(&users(), &bad), Mapped::Member(_)));
+        let dropped = m.dropped_values();
+        assert_eq!(dropped.len(), 2);
+        assert!(dropped[0].contains("field 'dob' → BIRTHDAY: 1 value(s)"), "{dropped:?}");
+
+        let unknown = crate::config::from_value(&json!({"api_key": "k-us1", "list_id": "l", "field_mappings": [{"record_field": "x", "merge_tag": "NOPE"}]}), None).unwrap();
+        let error = Mapper::new(&unknown, &catalog, &fields).err().unwrap();
+        assert!(
+            error.message.contains("'NOPE'") && error.message.contains("FNAME, LNAME"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

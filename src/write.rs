@@ -85,10 +85,14 @@ impl<'a, W: Write> Writer<'a, W> {
                 serde_json::to_value(config.status_if_new).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
             ),
         )?;
+        let mapper = Mapper::new(config, catalog, &merge_fields)?;
+        for (complete, line) in mapper.plan_report() {
+            out.log(if complete { Level::Info } else { Level::Warn }, &line)?;
+        }
         Ok(Self {
             out,
             client: Arc::new(client),
-            mapper: Mapper::new(config, catalog, &merge_fields),
+            mapper,
             batcher: Batcher::new(config.batch_size),
             ledger: Ledger::default(),
             requests: FuturesOrdered::new(),
@@ -163,7 +167,11 @@ impl<'a, W: Write> Writer<'a, W> {
                     return Ok(());
                 };
                 let tally = self.ledger.tally_for(&stream);
-                match self.mapper.map(&stream, &record.data) {
+                let mapped = self.mapper.map(&stream, &record.data);
+                for line in self.mapper.take_discovered() {
+                    self.out.log(Level::Info, &line)?;
+                }
+                match mapped {
                     Mapped::Member(member) => {
                         self.batcher.push_member(member, tally, std::time::Instant::now())
                     }
@@ -318,6 +326,9 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 
     fn summary(&mut self, elapsed: Duration) -> Result<(), ConnectorError> {
+        for line in self.mapper.dropped_values() {
+            self.out.log(Level::Warn, &line)?;
+        }
         let rejected: u64 = self.totals.rejected.values().sum();
         let mut text = format!(
             "Sync finished in {:.1} s: {} records read; {} contacts created, {} updated; {} records rejected",

@@ -30,6 +30,7 @@ pub struct Client {
     api_key: ApiKey,
     max_retry_time: Duration,
     backoff: Backoff,
+    skip_merge_validation: bool,
 }
 
 impl Client {
@@ -48,6 +49,7 @@ impl Client {
             api_key: config.api_key.clone(),
             max_retry_time: config.max_retry_time,
             backoff: Backoff::default(),
+            skip_merge_validation: config.skip_merge_validation,
         })
     }
 
@@ -90,7 +92,10 @@ impl Client {
 
     /// `POST /lists/{id}` with a prepared JSON body (members plus `update_existing: true`).
     pub async fn batch_subscribe(&self, body: bytes::Bytes) -> Result<BatchResponse, ConnectorError> {
-        let path = format!("/lists/{}", self.list_path_id());
+        let mut path = format!("/lists/{}", self.list_path_id());
+        if self.skip_merge_validation {
+            path.push_str("?skip_merge_validation=true");
+        }
         self.call(Call::BatchSubscribe, Method::POST, path, Some(body)).await
     }
 
