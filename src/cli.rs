@@ -23,6 +23,11 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Describe the audience as a destination object (one DESTINATION_CATALOG message).
+    Discover {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Read AirbyteMessages on stdin and upsert their records as contacts.
     Write {
         #[arg(long)]

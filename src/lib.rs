@@ -2,7 +2,8 @@
 //! audience as contacts.
 //!
 //! # Layout
-//! - [`cli`]: the commands (`spec`, `check`, `write`); [`run`] dispatches them.
+//! - [`cli`]: the commands (`spec`, `check`, `discover`, `write`); [`run`] dispatches them.
+//! - [`discover`]: the audience as a destination object; [`convert`]: values by merge-field type.
 //! - [`protocol`]: Airbyte messages in and out; [`spec`]: the embedded `spec.json`.
 //! - [`config`], [`catalog`]: what the platform hands over, validated.
 //! - [`input`] (stdin reader) → [`mapping`] (record → member) → [`batch`] (dedupe, batches) →
@@ -17,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod discover;
 pub mod error;
 pub mod fake;
 pub mod input;
@@ -56,6 +58,10 @@ where
             };
             out.send(&status)
         }
+        Command::Discover { config } => match discover::discover(&config).await {
+            Ok(message) => out.send(&message),
+            Err(error) => Err(error),
+        },
         Command::Write { config, catalog } => write(&config, &catalog, stdin, &mut out).await,
     };
     match result {

@@ -311,6 +311,18 @@ fn check_value(field: &FakeMergeField, value: &Value) -> Option<String> {
                     && s[3..].parse::<u8>().is_ok_and(|d| (1..=31).contains(&d)));
             (!ok).then(|| "Please enter a birthday in the format MM/DD.".to_string())
         }
+        ("date", Value::String(s)) => {
+            let format = field.options.get("date_format").and_then(Value::as_str).unwrap_or("YYYY-MM-DD");
+            let fits = s.len() == format.len()
+                && s.chars().zip(format.chars()).all(|(c, f)| {
+                    if "YMD".contains(f) {
+                        c.is_ascii_digit()
+                    } else {
+                        c == f
+                    }
+                });
+            (!s.is_empty() && !fits).then(|| format!("Please enter the date in the format {format}."))
+        }
         ("radio" | "dropdown", Value::String(s)) => {
             let choices = field.options.get("choices").and_then(Value::as_array).cloned().unwrap_or_default();
             (!s.is_empty() && !choices.iter().any(|c| c.as_str() == Some(s)))

@@ -160,6 +160,7 @@ pub fn parse_protocol_line(line: &str) -> Value {
         Some("STATE") => "state",
         Some("LOG") => "log",
         Some("TRACE") => "trace",
+        Some("DESTINATION_CATALOG") => "destination_catalog",
         other => panic!("unexpected message type {other:?}: {line}"),
     };
     assert!(value[payload].is_object(), "{payload} missing: {line}");
