@@ -15,8 +15,21 @@ pub async fn check(config_path: &Path) -> Result<String, ConnectorError> {
     let client = Client::new(&config)?.with_max_retry_time(CHECK_RETRY_TIME);
     client.ping().await?;
     let list = client.list().await?;
-    Ok(format!(
-        "Connected to the Mailchimp audience '{}' (List ID {}, {} contacts).",
-        list.name, list.id, list.stats.member_count
-    ))
+    let merge_fields = client.merge_fields().await?;
+    let required: Vec<&str> = merge_fields.iter().filter(|f| f.required).map(|f| f.tag.as_str()).collect();
+    let mut message = format!(
+        "Connected to the Mailchimp audience '{}' (List ID {}, {} contacts, {} merge fields).",
+        list.name,
+        list.id,
+        list.stats.member_count,
+        merge_fields.len()
+    );
+    if !required.is_empty() {
+        message.push_str(&format!(
+            " The audience requires the merge fields {}: new contacts without them are rejected unless \
+             skip_merge_validation is set.",
+            required.join(", ")
+        ));
+    }
+    Ok(message)
 }
