@@ -2,9 +2,11 @@
 //! tests, the benchmark and the offline demo.
 
 pub mod audience;
+pub mod faults;
 pub mod server;
 
 pub use audience::{FakeList, FakeMember};
+pub use faults::{Fault, Target};
 pub use server::RecordedRequest;
 
 use std::net::SocketAddr;
@@ -22,6 +24,9 @@ pub struct Shared {
     /// Extra delays for the next batch-subscribe requests, one per request in arrival order.
     pub batch_delays: Mutex<std::collections::VecDeque<Duration>>,
     pub requests: Mutex<Vec<RecordedRequest>>,
+    pub faults: Mutex<faults::FaultProgram>,
+    /// Requests in flight beyond this get 429, as Mailchimp's 10 simultaneous connections.
+    pub connection_limit: AtomicUsize,
     pub in_flight: AtomicUsize,
     pub peak_in_flight: AtomicUsize,
     started: Instant,
@@ -36,6 +41,8 @@ impl Shared {
             latency_jitter: Mutex::new(Duration::ZERO),
             batch_delays: Mutex::new(Default::default()),
             requests: Mutex::new(Vec::new()),
+            faults: Mutex::new(Default::default()),
+            connection_limit: AtomicUsize::new(server::CONNECTION_LIMIT),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
             started: Instant::now(),
@@ -97,6 +104,25 @@ impl FakeMailchimp {
     /// Adds a random extra delay of up to `jitter` to each answer.
     pub fn set_latency_jitter(&self, jitter: Duration) {
         *self.shared.latency_jitter.lock().expect("latency lock") = jitter;
+    }
+
+    /// Programs faults for the next requests that `target` selects, in order.
+    pub fn inject(&self, target: Target, faults: &[Fault]) {
+        let mut program = self.shared.faults.lock().expect("fault lock");
+        for fault in faults {
+            program.push(target, fault.clone());
+        }
+    }
+
+    /// Faults programmed but not yet met by a request.
+    pub fn faults_remaining(&self) -> usize {
+        self.shared.faults.lock().expect("fault lock").remaining()
+    }
+
+    /// Lowers (or restores) the number of simultaneous requests answered before 429, as when
+    /// other apps of the account use some of Mailchimp's 10 connections.
+    pub fn set_connection_limit(&self, limit: usize) {
+        self.shared.connection_limit.store(limit.max(1), std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Runs `f` on the audience with this id (panics if there is none: a test set-up error).

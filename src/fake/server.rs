@@ -1,8 +1,9 @@
-//! The fake's HTTP side: auth, the 10-connection limit, latency, routing, and the request log.
+//! The fake's HTTP side: auth, the 10-connection limit, latency, faults, routing, and the request log.
 
 use super::audience::FakeList;
+use super::faults::{Fault, Target};
 use super::Shared;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +24,8 @@ pub struct RecordedRequest {
     pub query: String,
     pub body: Value,
     pub status: u16,
+    /// The programmed fault this request met, if any.
+    pub fault: Option<String>,
     /// Milliseconds since the fake started.
     pub received_ms: u64,
     pub answered_ms: u64,
@@ -51,28 +54,41 @@ async fn handle(
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
     if let Some(rest) = path.strip_prefix("/_fake/") {
-        return admin(&shared, &method, rest);
+        return admin(&shared, &method, rest, &body);
     }
     let received_ms = shared.elapsed_ms();
     let now_in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     let _guard = InFlightGuard(&shared);
     shared.peak_in_flight.fetch_max(now_in_flight, Ordering::SeqCst);
-    let response = if now_in_flight > CONNECTION_LIMIT {
+    let mut fault = None;
+    let response = if now_in_flight > shared.connection_limit.load(Ordering::SeqCst) {
         problem(
             StatusCode::TOO_MANY_REQUESTS,
             "Too Many Requests",
             "You have exceeded the limit of 10 simultaneous connections.",
         )
     } else {
+        let is_batch = method == Method::POST && path.split('/').filter(|s| !s.is_empty()).count() == 3;
+        fault = shared.faults.lock().expect("fault lock").take(is_batch);
         let jitter = shared.latency_jitter.lock().expect("latency lock").mul_f64(fastrand::f64());
         let mut latency = *shared.latency.lock().expect("latency lock") + jitter;
-        if method == Method::POST {
+        if is_batch {
             latency += shared.batch_delays.lock().expect("latency lock").pop_front().unwrap_or_default();
+        }
+        if let Some(Fault::Delay { ms }) = fault {
+            latency += std::time::Duration::from_millis(ms);
         }
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        api(&shared, &method, &path, &query, &headers, &body)
+        match &fault {
+            Some(f) if !f.applies_request() => fault_response(f),
+            Some(Fault::ResetMidResponse) => {
+                let _applied = api(&shared, &method, &path, &query, &headers, &body);
+                reset_mid_response()
+            }
+            _ => api(&shared, &method, &path, &query, &headers, &body),
+        }
     };
     let status = response.status().as_u16();
     shared.requests.lock().expect("request log lock").push(RecordedRequest {
@@ -81,6 +97,7 @@ async fn handle(
         query,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         status,
+        fault: fault.map(|f| f.label()),
         received_ms,
         answered_ms: shared.elapsed_ms(),
     });
@@ -189,8 +206,66 @@ fn merge_fields_page(list: &FakeList, query: &str) -> Response {
     )
 }
 
-/// Views for tests and the demo (no auth): the audience's members and the request log.
-fn admin(shared: &Shared, method: &Method, rest: &str) -> Response {
+/// The answer a fault gives instead of doing the request.
+fn fault_response(fault: &Fault) -> Response {
+    match fault {
+        Fault::TooManyRequests { body, retry_after_seconds } => {
+            let mut response = if *body {
+                problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too Many Requests",
+                    "You have exceeded the limit of 10 simultaneous connections.",
+                )
+            } else {
+                StatusCode::TOO_MANY_REQUESTS.into_response()
+            };
+            if let Some(seconds) = retry_after_seconds {
+                response.headers_mut().insert("retry-after", (*seconds).into());
+            }
+            response
+        }
+        Fault::ForbiddenWithoutBody => StatusCode::FORBIDDEN.into_response(),
+        Fault::InternalServerError => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            "An unexpected internal error has occurred. Please contact Support for more information.",
+        ),
+        Fault::BadGatewayHtml => (
+            StatusCode::BAD_GATEWAY,
+            [("content-type", "text/html")],
+            "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
+        )
+            .into_response(),
+        Fault::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Fault::ResetMidResponse | Fault::Delay { .. } => {
+            unreachable!("faults that carry out the request are answered by the API")
+        }
+    }
+}
+
+/// A 200 whose body breaks off after its first bytes: the client sees the connection fail.
+fn reset_mid_response() -> Response {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(b"{\"new_members\":[")),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by the fake")),
+    ];
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .expect("a static response builds")
+}
+
+#[derive(serde::Deserialize)]
+struct FaultRequest {
+    #[serde(default)]
+    target: Target,
+    faults: Vec<Fault>,
+}
+
+/// Views and controls for tests, the demo and the benchmark (no auth): members, the request log,
+/// the fault program and the connection limit.
+fn admin(shared: &Shared, method: &Method, rest: &str, body: &[u8]) -> Response {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["lists", id, "members"]) => {
@@ -200,6 +275,23 @@ fn admin(shared: &Shared, method: &Method, rest: &str) -> Response {
                 None => not_found(),
             }
         }
+        ("POST", ["faults"]) => match serde_json::from_slice::<FaultRequest>(body) {
+            Ok(request) => {
+                let mut program = shared.faults.lock().expect("fault lock");
+                for fault in request.faults {
+                    program.push(request.target, fault);
+                }
+                json_response(StatusCode::OK, json!({"remaining": program.remaining()}))
+            }
+            Err(e) => problem(StatusCode::BAD_REQUEST, "Invalid Resource", &e.to_string()),
+        },
+        ("PUT", ["connection-limit", limit]) => match limit.parse::<usize>() {
+            Ok(limit) if limit > 0 => {
+                shared.connection_limit.store(limit, Ordering::SeqCst);
+                json_response(StatusCode::OK, json!({"connection_limit": limit}))
+            }
+            _ => problem(StatusCode::BAD_REQUEST, "Invalid Resource", "The limit must be a positive number."),
+        },
         ("GET", ["requests"]) => {
             let requests = shared.requests.lock().expect("request log lock");
             json_response(StatusCode::OK, json!(*requests))
