@@ -97,6 +97,15 @@ impl Batcher {
         self.ready.pop_front()
     }
 
+    /// The next ready item if it is a state (a stopping sync sends no more batches, but a state
+    /// that waits only for batches already sent may still be released).
+    pub fn pop_ready_state(&mut self) -> Option<Ready> {
+        match self.ready.front() {
+            Some(Ready::State(_)) => self.ready.pop_front(),
+            _ => None,
+        }
+    }
+
     /// When the oldest record of the open batch arrived (None when no batch is open).
     pub fn open_since(&self) -> Option<Instant> {
         self.opened_at

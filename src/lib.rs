@@ -87,5 +87,36 @@ where
     let config = config::load(config)?;
     let catalog = catalog::load(catalog)?;
     let writer = write::Writer::connect(&config, &catalog, out).await?;
-    writer.run(input::spawn_reader(stdin, INPUT_QUEUE)).await
+    writer.run(input::spawn_reader(stdin, INPUT_QUEUE), stop_signals()).await
+}
+
+/// Delivers the name of each SIGTERM or SIGINT the process receives.
+fn stop_signals() -> tokio::sync::mpsc::Receiver<&'static str> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                return;
+            }
+        };
+        loop {
+            #[cfg(unix)]
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            };
+            #[cfg(not(unix))]
+            let name = {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            };
+            if tx.send(name).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::error::ConnectorError;
 use crate::input::InputEvent;
 use crate::ledger::{Ledger, PendingState};
-use crate::mailchimp::client::Client;
+use crate::mailchimp::client::{Client, Notice};
 use crate::mailchimp::model::BatchResponse;
 use crate::mapping::{email_key, EmailKey, Mapped, Mapper};
 use crate::protocol::{state_echo, state_scope, Incoming, Level, Output, StreamKey};
@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -25,8 +25,12 @@ use tokio::time::Instant;
 pub const FLUSH_AFTER: Duration = Duration::from_secs(5);
 /// Rejections logged one by one; beyond this they are only counted (in the final summary).
 const REJECTIONS_LOGGED: u64 = 100;
+/// After SIGTERM or SIGINT, requests already sent get this long to finish.
+pub const STOP_GRACE: Duration = Duration::from_secs(25);
 
-type RequestTask = JoinHandle<Result<BatchResponse, ConnectorError>>;
+/// A batch's answer; `None` when the sync stopped before the batch was sent.
+type Answer = Result<Option<BatchResponse>, ConnectorError>;
+type RequestTask = JoinHandle<Answer>;
 
 /// A batch sent to Mailchimp, waiting for its answer in the in-order queue.
 struct InFlight {
@@ -56,8 +60,11 @@ pub struct Writer<'a, W: Write> {
     /// Emails in batches not yet answered, with the batch that holds them: a later batch with the
     /// same email waits for that answer, so the last record always wins.
     pending_emails: HashMap<EmailKey, (u64, watch::Receiver<bool>)>,
-    connections: Arc<Semaphore>,
+    notices: mpsc::UnboundedReceiver<Notice>,
     window: usize,
+    /// Set once a batch was not sent (the sync is stopping): no later state may be released.
+    halted: bool,
+    states_released: u64,
     unknown_streams: HashSet<StreamKey>,
     totals: Totals,
     rejections_logged: u64,
@@ -70,7 +77,8 @@ impl<'a, W: Write> Writer<'a, W> {
         catalog: &ConfiguredCatalog,
         out: &'a mut Output<W>,
     ) -> Result<Self, ConnectorError> {
-        let client = Client::new(config)?;
+        let (notices_tx, notices) = mpsc::unbounded_channel();
+        let client = Client::new(config)?.with_notices(notices_tx);
         let list = client.list().await?;
         let merge_fields = client.merge_fields().await?;
         let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
@@ -98,32 +106,62 @@ impl<'a, W: Write> Writer<'a, W> {
             requests: FuturesOrdered::new(),
             in_flight: VecDeque::new(),
             pending_emails: HashMap::new(),
-            connections: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            notices,
             // Twice the connection budget: while requests run, the next batches are already built.
             window: config.max_concurrent_requests * 2,
+            halted: false,
+            states_released: 0,
             unknown_streams: HashSet::new(),
             totals: Totals::default(),
             rejections_logged: 0,
         })
     }
 
-    /// Runs until the input ends and every batch is answered, or until something fails for good.
-    pub async fn run(mut self, mut input: mpsc::Receiver<InputEvent>) -> Result<(), ConnectorError> {
+    /// Runs until the input ends and every batch is answered, until something fails for good, or
+    /// until `stop` delivers a signal's name (a second signal stops without waiting).
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<InputEvent>,
+        mut stop: mpsc::Receiver<&'static str>,
+    ) -> Result<(), ConnectorError> {
+        let started = Instant::now();
         let mut input_open = true;
         // Bad input ends reading, but what came before it is still written and its states released.
         let mut input_failure: Option<ConnectorError> = None;
-        let started = Instant::now();
-        loop {
-            self.hand_on_ready()?;
-            if !input_open && self.batcher.is_idle() && self.in_flight.is_empty() {
-                break;
+        let mut stopping: Option<(&'static str, Instant)> = None;
+        let outcome = loop {
+            if let Err(error) = self.hand_on_ready(stopping.is_none()) {
+                break Err(error);
+            }
+            let drained = self.in_flight.is_empty();
+            if drained && (stopping.is_some() || (!input_open && self.batcher.is_idle())) {
+                break Ok(());
             }
             let flush_at = self.batcher.open_since().map(|t| Instant::from_std(t) + FLUSH_AFTER);
-            tokio::select! {
+            let stop_deadline = stopping.map(|(_, deadline)| deadline);
+            let result = tokio::select! {
                 biased;
-                Some(answer) = self.requests.next(), if !self.requests.is_empty() => self.complete(answer)?,
+                Some(signal) = stop.recv() => {
+                    if stopping.is_some() {
+                        break Ok(());
+                    }
+                    stopping = Some((signal, Instant::now() + STOP_GRACE));
+                    input_open = false;
+                    self.client.close();
+                    self.out.log(
+                        Level::Warn,
+                        &format!(
+                            "Received {signal}: reading stops and no new batch is sent; waiting up to {} s for the \
+                             {} requests already sent.",
+                            STOP_GRACE.as_secs(),
+                            self.requests.len()
+                        ),
+                    )
+                }
+                Some(notice) = self.notices.recv() => self.out.log(notice.level, &notice.text),
+                Some(answer) = self.requests.next(), if !self.requests.is_empty() => self.complete(answer),
                 event = input.recv(), if input_open && self.in_flight.len() < self.window => match event {
-                    Some(InputEvent::Message(message)) => self.handle(message)?,
+                    Some(InputEvent::Message(message)) => self.handle(message),
                     Some(InputEvent::Invalid { line, reason, excerpt }) => {
                         input_open = false;
                         self.batcher.flush();
@@ -132,21 +170,55 @@ impl<'a, W: Write> Writer<'a, W> {
                              The records before it were written and their states released; the source or \
                              platform sent malformed data, so the sync stops here."
                         )));
+                        Ok(())
                     }
                     None => {
                         input_open = false;
                         self.batcher.flush();
+                        Ok(())
                     }
                 },
-                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(|| Instant::now() + FLUSH_AFTER)), if flush_at.is_some() => {
-                    self.batcher.flush();
+                _ = tokio::time::sleep_until(stop_deadline.unwrap_or_else(Instant::now)), if stop_deadline.is_some() => {
+                    break Ok(());
                 }
+                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(|| Instant::now() + FLUSH_AFTER)), if flush_at.is_some() && stopping.is_none() => {
+                    self.batcher.flush();
+                    Ok(())
+                }
+            };
+            if let Err(error) = result {
+                break Err(error);
             }
+        };
+        // Whatever ended the loop, nothing more is sent.
+        self.client.close();
+        while let Ok(notice) = self.notices.try_recv() {
+            self.out.log(notice.level, &notice.text)?;
+        }
+        outcome?;
+        if let Some((signal, _)) = stopping {
+            return Err(self.stopped(signal));
         }
         if let Some(failure) = input_failure {
             return Err(failure);
         }
         self.summary(started.elapsed())
+    }
+
+    /// The failure reported after a stop signal: what was saved and what the next sync does.
+    fn stopped(&self, signal: &str) -> ConnectorError {
+        let unfinished = self.in_flight.len();
+        let mut message = format!(
+            "The sync was stopped by {signal} before its input ended. {} states were saved after their records \
+             were written; the next sync resumes after the last of them.",
+            self.states_released
+        );
+        if unfinished > 0 {
+            message.push_str(&format!(
+                " {unfinished} batches were not answered in time; the next sync sends them again, which is safe."
+            ));
+        }
+        ConnectorError::transient(message)
     }
 
     fn handle(&mut self, message: Incoming) -> Result<(), ConnectorError> {
@@ -197,8 +269,9 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 
     /// Moves finished batches into flight and places states behind the batches they wait for.
-    fn hand_on_ready(&mut self) -> Result<(), ConnectorError> {
-        while let Some(ready) = self.batcher.pop_ready() {
+    /// When stopping (`send` false), only states at the head of the queue move on.
+    fn hand_on_ready(&mut self, send: bool) -> Result<(), ConnectorError> {
+        while let Some(ready) = if send { self.batcher.pop_ready() } else { self.batcher.pop_ready_state() } {
             match ready {
                 Ready::Batch(batch) => self.dispatch(batch),
                 Ready::State(state) => match self.in_flight.back_mut() {
@@ -236,14 +309,11 @@ impl<'a, W: Write> Writer<'a, W> {
         }
 
         let client = Arc::clone(&self.client);
-        let connections = Arc::clone(&self.connections);
         self.requests.push_back(tokio::spawn(async move {
             for (_, mut done) in earlier {
                 let _ = done.wait_for(|answered| *answered).await;
             }
-            let permit = connections.acquire_owned().await.expect("the connection semaphore is never closed");
             let answer = client.batch_subscribe(bytes::Bytes::from(body)).await;
-            drop(permit);
             let _ = done_tx.send(true);
             answer
         }));
@@ -251,13 +321,28 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 
     /// Handles the answer to the oldest batch in flight: counts outcomes, then releases its states.
-    fn complete(
-        &mut self,
-        answer: Result<Result<BatchResponse, ConnectorError>, tokio::task::JoinError>,
-    ) -> Result<(), ConnectorError> {
+    fn complete(&mut self, answer: Result<Answer, tokio::task::JoinError>) -> Result<(), ConnectorError> {
         let batch = self.in_flight.pop_front().expect("every request has its batch in the queue");
-        let response =
-            answer.map_err(|e| ConnectorError::system(format!("A request task failed: {e}")))??;
+        let answer = answer.map_err(|e| ConnectorError::system(format!("A request task failed: {e}")))?;
+        let response = match answer {
+            Ok(Some(response)) => response,
+            Ok(None) => {
+                // Not sent because the sync is stopping: nothing after it may be confirmed.
+                self.halted = true;
+                return Ok(());
+            }
+            Err(mut error) => {
+                error.message.push_str(&format!(
+                    " The sync stopped there; {} states were saved after their records were written, and the \
+                     next sync resumes after the last of them.",
+                    self.states_released
+                ));
+                return Err(error);
+            }
+        };
+        if self.halted {
+            return Ok(());
+        }
         for entry in &batch.entries {
             if self.pending_emails.get(&entry.member.key).is_some_and(|(seq, _)| *seq == batch.seq) {
                 self.pending_emails.remove(&entry.member.key);
@@ -300,6 +385,10 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 
     fn release(&mut self, state: PendingState) -> Result<(), ConnectorError> {
+        if self.halted {
+            return Ok(());
+        }
+        self.states_released += 1;
         let (accepted, rejected) = self.ledger.take_counts(&state);
         self.out.send(&state_echo(state.state, accepted, rejected))
     }

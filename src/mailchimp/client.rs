@@ -1,18 +1,29 @@
 //! The Mailchimp client: authenticated requests, retries within a time budget, and user-facing errors.
 
+use super::budget::{Change, ConnectionBudget};
 use super::model::{ApiError, BatchResponse, ListInfo, MergeField, MergeFieldsPage, Problem};
-use super::retry::{classify, Backoff, Verdict};
+use super::retry::{classify, is_overload, Backoff, Verdict};
 use crate::config::{ApiKey, Config};
 use crate::error::ConnectorError;
+use crate::protocol::Level;
 use crate::redact::excerpt;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// Mailchimp cancels calls after 120 s; waiting longer is pointless.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Something the user should see in the sync's log (retries, concurrency changes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub level: Level,
+    pub text: String,
+}
 
 /// Which call failed, so that an error message can say what it means for the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,26 +42,54 @@ pub struct Client {
     max_retry_time: Duration,
     backoff: Backoff,
     skip_merge_validation: bool,
+    budget: ConnectionBudget,
+    notices: Option<UnboundedSender<Notice>>,
+    /// Set when the sync stops: batches not yet sent are not sent; sent ones finish.
+    closed: AtomicBool,
 }
 
 impl Client {
     pub fn new(config: &Config) -> Result<Self, ConnectorError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("destination-mailchimp/", env!("CARGO_PKG_VERSION")))
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_max_idle_per_host(config.max_concurrent_requests)
-            .build()
-            .map_err(|e| ConnectorError::system(format!("Could not set up the HTTP client: {e}")))?;
         Ok(Self {
-            http,
+            http: http_client(config.max_concurrent_requests, REQUEST_TIMEOUT, CONNECT_TIMEOUT)?,
             base_url: config.base_url.clone(),
             list_id: config.list_id.clone(),
             api_key: config.api_key.clone(),
             max_retry_time: config.max_retry_time,
             backoff: Backoff::default(),
             skip_merge_validation: config.skip_merge_validation,
+            budget: ConnectionBudget::new(config.max_concurrent_requests),
+            notices: None,
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Replaces the request and connect timeouts (tests use short ones).
+    pub fn with_timeouts(mut self, request: Duration, connect: Duration) -> Result<Self, ConnectorError> {
+        self.http = http_client(self.budget.max(), request, connect)?;
+        Ok(self)
+    }
+
+    /// Replaces the backoff between attempts (tests use short ones).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sends retries and concurrency changes to `notices` as well as to the diagnostic log.
+    pub fn with_notices(mut self, notices: UnboundedSender<Notice>) -> Self {
+        self.notices = Some(notices);
+        self
+    }
+
+    /// From now on, batches that have not been sent yet are not sent (see `batch_subscribe`).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// The connection budget shared by this client's requests.
+    pub fn budget(&self) -> &ConnectionBudget {
+        &self.budget
     }
 
     /// Limits how long failed requests are retried (check uses a short budget).
@@ -91,12 +130,13 @@ impl Client {
     }
 
     /// `POST /lists/{id}` with a prepared JSON body (members plus `update_existing: true`).
-    pub async fn batch_subscribe(&self, body: bytes::Bytes) -> Result<BatchResponse, ConnectorError> {
+    /// `None` when the client was closed before the batch could be sent.
+    pub async fn batch_subscribe(&self, body: bytes::Bytes) -> Result<Option<BatchResponse>, ConnectorError> {
         let mut path = format!("/lists/{}", self.list_path_id());
         if self.skip_merge_validation {
             path.push_str("?skip_merge_validation=true");
         }
-        self.call(Call::BatchSubscribe, Method::POST, path, Some(body)).await
+        self.call_unless_closed(Call::BatchSubscribe, Method::POST, path, Some(body)).await
     }
 
     fn list_path_id(&self) -> String {
@@ -111,18 +151,61 @@ impl Client {
         path: String,
         body: Option<bytes::Bytes>,
     ) -> Result<T, ConnectorError> {
+        match self.call_unless_closed(call, method, path, body).await? {
+            Some(value) => Ok(value),
+            None => Err(ConnectorError::system(format!("{} was cancelled.", capitalized(call_name(call))))),
+        }
+    }
+
+    /// Like `call`, but gives `None` without sending if the client is closed before the first attempt.
+    async fn call_unless_closed<T: DeserializeOwned>(
+        &self,
+        call: Call,
+        method: Method,
+        path: String,
+        body: Option<bytes::Bytes>,
+    ) -> Result<Option<T>, ConnectorError> {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
+            let slot = self.budget.acquire().await;
+            if attempt == 0 && self.closed.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
             let error = match self.attempt(&method, &path, body.clone()).await {
                 Ok(bytes) => match serde_json::from_slice::<T>(&bytes) {
-                    Ok(value) => return Ok(value),
+                    Ok(value) => {
+                        drop(slot);
+                        if let Some(Change::Raised { to }) = self.budget.succeeded() {
+                            tracing::debug!("concurrency raised to {to}");
+                            if to == self.budget.max() {
+                                self.notify(
+                                    Level::Info,
+                                    format!("Requests succeed again; back to {to} requests at a time."),
+                                );
+                            }
+                        }
+                        return Ok(Some(value));
+                    }
                     Err(e) => ApiError::Decode {
                         detail: format!("{e} in {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
                     },
                 },
                 Err(error) => error,
             };
+            if is_overload(&error) {
+                if let Some(Change::Lowered { to }) = self.budget.overloaded(&slot) {
+                    self.notify(
+                        Level::Warn,
+                        format!(
+                            "Mailchimp is limiting requests ({}); sending at most {to} at a time for now, \
+                             rising again as requests succeed.",
+                            error.status_text()
+                        ),
+                    );
+                }
+            }
+            drop(slot);
             attempt += 1;
             let Verdict::Retry { after } = classify(&error) else {
                 return Err(self.describe(call, &error));
@@ -131,12 +214,24 @@ impl Client {
             if started.elapsed() + wait > self.max_retry_time {
                 return Err(self.gave_up(call, &error, started.elapsed(), attempt));
             }
-            tracing::warn!(
-                "{method} {} failed ({error}); retry {attempt} in {:.1} s",
-                path_without_query(&path),
-                wait.as_secs_f64()
+            self.notify(
+                Level::Warn,
+                format!(
+                    "{} failed ({}), attempt {attempt}; retrying in {:.1} s{}.",
+                    capitalized(call_name(call)),
+                    error.status_text(),
+                    wait.as_secs_f64(),
+                    if after.is_some() { " as Mailchimp's Retry-After asks" } else { "" }
+                ),
             );
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn notify(&self, level: Level, text: String) {
+        tracing::warn!("{text}");
+        if let Some(notices) = &self.notices {
+            let _ = notices.send(Notice { level, text });
         }
     }
 
@@ -156,12 +251,8 @@ impl Client {
         }
         let response = request.send().await.map_err(network_error)?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after =
+            response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let is_json = response
             .headers()
             .get(CONTENT_TYPE)
@@ -259,8 +350,33 @@ fn call_name(call: Call) -> &'static str {
     }
 }
 
-fn path_without_query(path: &str) -> &str {
-    path.split('?').next().unwrap_or(path)
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+fn http_client(
+    connections: usize,
+    request: Duration,
+    connect: Duration,
+) -> Result<reqwest::Client, ConnectorError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("destination-mailchimp/", env!("CARGO_PKG_VERSION")))
+        .timeout(request)
+        .connect_timeout(connect)
+        .pool_max_idle_per_host(connections)
+        .build()
+        .map_err(|e| ConnectorError::system(format!("Could not set up the HTTP client: {e}")))
+}
+
+/// `Retry-After` as seconds or as an HTTP date; a date in the past means "now".
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 /// Describes a transport failure with its root cause ("Connection refused"), never the key.
@@ -274,4 +390,19 @@ fn network_error(error: reqwest::Error) -> ApiError {
     }
     let stage = if error.is_connect() { "could not connect" } else { "the connection failed" };
     ApiError::Network { detail: format!("{stage}: {root}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        let wait = parse_retry_after(&later).unwrap();
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert_eq!(parse_retry_after("soon"), None);
+    }
 }

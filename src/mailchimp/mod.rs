@@ -1,5 +1,6 @@
 //! The Mailchimp Marketing API: request and response types, outcome classification, and the client.
 
+pub mod budget;
 pub mod client;
 pub mod model;
 pub mod retry;

@@ -99,6 +99,29 @@ pub enum ApiError {
     Decode { detail: String },
 }
 
+impl ApiError {
+    /// A short description for retry messages: "429 with no body", "502 Bad Gateway", "timed out".
+    pub fn status_text(&self) -> String {
+        match self {
+            ApiError::Status { status, problem: Some(p), .. } if !p.title.is_empty() => {
+                format!("{status} {}", p.title)
+            }
+            ApiError::Status { status, body_excerpt, .. } if body_excerpt.is_empty() => {
+                format!("{status} with no body")
+            }
+            ApiError::Status { status, .. } => {
+                let reason = reqwest::StatusCode::from_u16(*status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("unexpected status");
+                format!("{status} {reason}")
+            }
+            ApiError::Network { detail } => detail.clone(),
+            ApiError::Decode { .. } => "an unexpected response".into(),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -28,6 +28,15 @@ pub fn classify(error: &ApiError) -> Verdict {
     }
 }
 
+/// Mailchimp saying "too many requests": a 429, or a 403 with no JSON body at very high volume.
+/// The connector answers it by sending fewer requests at once.
+pub fn is_overload(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::Status { status: 429, .. } | ApiError::Status { status: 403, problem: None, .. }
+    )
+}
+
 /// Exponential backoff with full jitter: a random wait in [0, min(cap, base·2^attempt)].
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -75,7 +84,9 @@ mod tests {
             (status(502, false), retry),
             (status(503, false), retry),
             (status(504, false), retry),
-            (ApiError::Network { detail: "connection refused".into() }, retry),
+            (ApiError::Network { detail: "could not connect: Connection refused".into() }, retry),
+            (ApiError::Network { detail: "the connection failed: connection reset".into() }, retry),
+            (ApiError::Network { detail: "the request timed out".into() }, retry),
             (status(401, true), Verdict::Fail),
             (status(403, true), Verdict::Fail),
             (status(404, true), Verdict::Fail),
@@ -85,6 +96,8 @@ mod tests {
         for (error, expected) in table {
             assert_eq!(classify(&error), expected, "{error}");
         }
+        assert!(is_overload(&status(429, true)) && is_overload(&status(403, false)));
+        assert!(!is_overload(&status(403, true)) && !is_overload(&status(500, false)));
     }
 
     #[test]

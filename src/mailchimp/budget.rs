@@ -1,0 +1,176 @@
+//! The connection budget: how many requests may be in flight, lowered on 429 and raised again
+//! slowly after successes (additive increase, multiplicative decrease).
+
+use std::sync::Mutex;
+use tokio::sync::Notify;
+
+/// Mailchimp allows 10 simultaneous connections per user; the budget never exceeds it.
+pub const MAILCHIMP_CONNECTION_LIMIT: usize = 10;
+
+#[derive(Debug)]
+struct Inner {
+    /// The current allowance; whole requests are `floor(limit)`, never below one.
+    limit: f64,
+    in_flight: usize,
+    /// Bumped at each decrease, so that one burst of 429s halves the allowance only once.
+    epoch: u64,
+}
+
+/// Shared by every request of a client.
+#[derive(Debug)]
+pub struct ConnectionBudget {
+    max: usize,
+    inner: Mutex<Inner>,
+    freed: Notify,
+}
+
+/// A change of the allowance worth telling the user about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Lowered { to: usize },
+    Raised { to: usize },
+}
+
+/// One request's place in the budget; dropping it frees the place.
+pub struct Slot<'a> {
+    budget: &'a ConnectionBudget,
+    epoch: u64,
+}
+
+impl ConnectionBudget {
+    pub fn new(max: usize) -> Self {
+        let max = max.clamp(1, MAILCHIMP_CONNECTION_LIMIT);
+        Self {
+            max,
+            inner: Mutex::new(Inner { limit: max as f64, in_flight: 0, epoch: 0 }),
+            freed: Notify::new(),
+        }
+    }
+
+    /// Waits until a request may start.
+    pub async fn acquire(&self) -> Slot<'_> {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let mut inner = self.lock();
+                if inner.in_flight < allowed(inner.limit) {
+                    inner.in_flight += 1;
+                    return Slot { budget: self, epoch: inner.epoch };
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// Mailchimp said too many requests: halve the allowance, once per burst.
+    pub fn overloaded(&self, slot: &Slot<'_>) -> Option<Change> {
+        let mut inner = self.lock();
+        if slot.epoch != inner.epoch {
+            return None;
+        }
+        let before = allowed(inner.limit);
+        inner.limit = (inner.limit / 2.0).max(1.0);
+        inner.epoch += 1;
+        let after = allowed(inner.limit);
+        (after < before).then_some(Change::Lowered { to: after })
+    }
+
+    /// A request succeeded: grow the allowance by about one request per allowance's worth of successes.
+    pub fn succeeded(&self) -> Option<Change> {
+        let mut inner = self.lock();
+        let before = allowed(inner.limit);
+        inner.limit = (inner.limit + 1.0 / inner.limit).min(self.max as f64);
+        let after = allowed(inner.limit);
+        drop(inner);
+        if after > before {
+            self.freed.notify_waiters();
+            return Some(Change::Raised { to: after });
+        }
+        None
+    }
+
+    /// Requests that may be in flight now.
+    pub fn current(&self) -> usize {
+        allowed(self.lock().limit)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.budget.lock().in_flight -= 1;
+        self.budget.freed.notify_waiters();
+    }
+}
+
+fn allowed(limit: f64) -> usize {
+    (limit.floor() as usize).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn never_more_than_ten() {
+        assert_eq!(ConnectionBudget::new(50).max(), 10);
+        assert_eq!(ConnectionBudget::new(0).current(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_burst_of_429s_halves_once_and_successes_win_it_back_slowly() {
+        let budget = ConnectionBudget::new(8);
+        let slots: Vec<Slot<'_>> = futures::future::join_all((0..8).map(|_| budget.acquire())).await;
+        assert_eq!(budget.overloaded(&slots[0]), Some(Change::Lowered { to: 4 }));
+        for slot in &slots[1..] {
+            assert_eq!(budget.overloaded(slot), None, "the same burst lowers only once");
+        }
+        drop(slots);
+        let slot = budget.acquire().await;
+        assert_eq!(budget.overloaded(&slot), Some(Change::Lowered { to: 2 }));
+        drop(slot);
+        let mut successes = 0;
+        while budget.current() < 8 {
+            budget.succeeded();
+            successes += 1;
+        }
+        // 2 → 8 by additive steps of 1/limit: about 2+3+…+7 successes.
+        assert!((20..=40).contains(&successes), "{successes} successes to recover");
+        budget.succeeded();
+        assert_eq!(budget.current(), 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn holds_no_more_requests_than_allowed() {
+        let budget = Arc::new(ConnectionBudget::new(3));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let (budget, running, peak) = (budget.clone(), running.clone(), peak.clone());
+                tokio::spawn(async move {
+                    let _slot = budget.acquire().await;
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+    }
+}
