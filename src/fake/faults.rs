@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// One way a request can go wrong, as documented for Mailchimp and the CDN in front of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
     /// 429; with `body` a problem+json "Too Many Requests", without it an empty body (high volume).
@@ -22,6 +22,8 @@ pub enum Fault {
     BadGatewayHtml,
     /// 503 with no body.
     ServiceUnavailable,
+    /// 400 "Invalid Resource" for the whole request, with an `errors[]` entry: permanent.
+    InvalidResource,
     /// The request is carried out, then the connection breaks halfway through the answer.
     ResetMidResponse,
     /// The request is carried out, but only answered after this many extra milliseconds.
@@ -41,6 +43,7 @@ impl Fault {
             Fault::InternalServerError => "500".into(),
             Fault::BadGatewayHtml => "502 HTML".into(),
             Fault::ServiceUnavailable => "503".into(),
+            Fault::InvalidResource => "400 Invalid Resource".into(),
             Fault::ResetMidResponse => "reset mid-response".into(),
             Fault::Delay { ms } => format!("delay {ms} ms"),
         }

@@ -110,7 +110,7 @@ impl FakeMailchimp {
     pub fn inject(&self, target: Target, faults: &[Fault]) {
         let mut program = self.shared.faults.lock().expect("fault lock");
         for fault in faults {
-            program.push(target, fault.clone());
+            program.push(target, *fault);
         }
     }
 
@@ -146,6 +146,11 @@ impl FakeMailchimp {
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().expect("request log lock").clone()
+    }
+
+    /// Requests being handled right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn peak_in_flight(&self) -> usize {

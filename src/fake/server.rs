@@ -237,6 +237,12 @@ fn fault_response(fault: &Fault) -> Response {
         )
             .into_response(),
         Fault::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Fault::InvalidResource => problem_with(
+            StatusCode::BAD_REQUEST,
+            "Invalid Resource",
+            "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
+            json!([{"field": "members", "message": "Schema describes array, object found instead"}]),
+        ),
         Fault::ResetMidResponse | Fault::Delay { .. } => {
             unreachable!("faults that carry out the request are answered by the API")
         }

@@ -6,6 +6,8 @@ use tokio::sync::Notify;
 
 /// Mailchimp allows 10 simultaneous connections per user; the budget never exceeds it.
 pub const MAILCHIMP_CONNECTION_LIMIT: usize = 10;
+/// Successes needed per extra request, per request allowed: at 4 allowed, 8 successes raise it to 5.
+const SUCCESSES_PER_STEP: f64 = 2.0;
 
 #[derive(Debug)]
 struct Inner {
@@ -77,11 +79,12 @@ impl ConnectionBudget {
         (after < before).then_some(Change::Lowered { to: after })
     }
 
-    /// A request succeeded: grow the allowance by about one request per allowance's worth of successes.
+    /// A request succeeded: grow the allowance by one request per `SUCCESSES_PER_STEP` allowances' worth
+    /// of successes, so that probing for room costs few 429s.
     pub fn succeeded(&self) -> Option<Change> {
         let mut inner = self.lock();
         let before = allowed(inner.limit);
-        inner.limit = (inner.limit + 1.0 / inner.limit).min(self.max as f64);
+        inner.limit = (inner.limit + 1.0 / (SUCCESSES_PER_STEP * inner.limit)).min(self.max as f64);
         let after = allowed(inner.limit);
         drop(inner);
         if after > before {
@@ -145,8 +148,8 @@ mod tests {
             budget.succeeded();
             successes += 1;
         }
-        // 2 → 8 by additive steps of 1/limit: about 2+3+…+7 successes.
-        assert!((20..=40).contains(&successes), "{successes} successes to recover");
+        // 2 → 8 by additive steps of 1/(2·limit): about 2·(2+3+…+7) successes.
+        assert!((50..=70).contains(&successes), "{successes} successes to recover");
         budget.succeeded();
         assert_eq!(budget.current(), 8);
     }

@@ -205,15 +205,31 @@ impl Client {
                     );
                 }
             }
-            drop(slot);
             attempt += 1;
-            let Verdict::Retry { after } = classify(&error) else {
-                return Err(self.describe(call, &error));
+            let verdict = classify(&error);
+            let wait = match verdict {
+                Verdict::Retry { after } => after.unwrap_or_else(|| self.backoff.delay(attempt)),
+                Verdict::Fail => Duration::ZERO,
             };
-            let wait = after.unwrap_or_else(|| self.backoff.delay(attempt));
-            if started.elapsed() + wait > self.max_retry_time {
-                return Err(self.gave_up(call, &error, started.elapsed(), attempt));
+            let failure = match verdict {
+                Verdict::Fail => Some(self.describe(call, &error)),
+                Verdict::Retry { .. } if started.elapsed() + wait > self.max_retry_time => {
+                    Some(self.gave_up(call, &error, started.elapsed(), attempt))
+                }
+                Verdict::Retry { .. } => None,
+            };
+            if let Some(failure) = failure {
+                if call == Call::BatchSubscribe {
+                    // The sync ends here: batches waiting for this slot must not be sent.
+                    self.close();
+                }
+                return Err(failure);
             }
+            drop(slot);
+            let after = match verdict {
+                Verdict::Retry { after } => after,
+                Verdict::Fail => None,
+            };
             self.notify(
                 Level::Warn,
                 format!(
