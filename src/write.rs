@@ -209,9 +209,9 @@ impl<'a, W: Write> Writer<'a, W> {
     fn stopped(&self, signal: &str) -> ConnectorError {
         let unfinished = self.in_flight.len();
         let mut message = format!(
-            "The sync was stopped by {signal} before its input ended. {} states were saved after their records \
-             were written; the next sync resumes after the last of them.",
-            self.states_released
+            "The sync was stopped by {signal} before its input ended. {} after their records were written; \
+             the next sync resumes after the last saved state.",
+            saved_states(self.states_released)
         );
         if unfinished > 0 {
             message.push_str(&format!(
@@ -333,9 +333,9 @@ impl<'a, W: Write> Writer<'a, W> {
             }
             Err(mut error) => {
                 error.message.push_str(&format!(
-                    " The sync stopped there; {} states were saved after their records were written, and the \
-                     next sync resumes after the last of them.",
-                    self.states_released
+                    " The sync stopped there; {} after their records were written, and the next sync resumes \
+                     after the last saved state.",
+                    saved_states(self.states_released)
                 ));
                 return Err(error);
             }
@@ -434,5 +434,13 @@ impl<'a, W: Write> Writer<'a, W> {
         }
         text.push('.');
         self.out.log(Level::Info, &text)
+    }
+}
+
+fn saved_states(count: u64) -> String {
+    match count {
+        0 => "no state was saved".into(),
+        1 => "1 state was saved".into(),
+        n => format!("{n} states were saved"),
     }
 }

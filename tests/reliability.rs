@@ -204,7 +204,8 @@ fn when_other_apps_use_most_connections_the_connector_backs_off_instead_of_fight
 fn a_whole_request_rejected_as_invalid_fails_as_a_system_error_with_mailchimps_details() {
     let fake = fake();
     fake.inject(Target::Batches, &[Fault::InvalidResource]);
-    let (run, _) = sync(&fake);
+    // One request at a time, so that the first batch of the input is the one rejected.
+    let (run, _) = sync_with(&fake, &files_with(json!({"batch_size": 40, "max_concurrent_requests": 1})));
     assert_eq!(run.code, 1);
     let traces = run.of_type("TRACE");
     assert_eq!(traces.len(), 1, "one TRACE error");
@@ -216,7 +217,7 @@ fn a_whole_request_rejected_as_invalid_fails_as_a_system_error_with_mailchimps_d
         "{message}"
     );
     assert!(message.contains("[members: Schema describes array, object found instead]"), "{message}");
-    assert!(message.contains("The sync stopped there; 0 states were saved"), "{message}");
+    assert!(message.contains("The sync stopped there; no state was saved"), "{message}");
     // The first batch failed, so no state may have been echoed, whatever later batches did.
     assert!(run.states().is_empty());
 }
@@ -283,6 +284,10 @@ fn retries_stop_at_the_retry_budget_with_a_transient_error() {
     assert!(message.contains("last answer: 500 Internal Server Error"), "{message}");
 }
 
+fn run_logs_mention(lines: &[Value], text: &str) -> bool {
+    lines.iter().any(|m| m["type"] == "LOG" && m["log"]["message"].as_str().unwrap_or("").contains(text))
+}
+
 /// The client on its own: a request that outlives the request timeout is retried.
 #[test]
 fn a_request_timeout_is_retried() {
@@ -303,7 +308,7 @@ fn a_request_timeout_is_retried() {
 #[test]
 fn sigterm_finishes_the_requests_in_flight_releases_their_states_and_fails_transiently() {
     let fake = fake();
-    fake.set_latency(Duration::from_millis(400));
+    fake.set_latency(Duration::from_millis(1500));
     let files = Files::new(
         &config(json!({"batch_size": 5, "max_concurrent_requests": 2})),
         &catalog(vec![stream("users", None, "append_dedup")]),
@@ -347,4 +352,5 @@ fn sigterm_finishes_the_requests_in_flight_releases_their_states_and_fails_trans
     let message = error["message"].as_str().unwrap();
     assert!(message.starts_with("The sync was stopped by SIGTERM"), "{message}");
     assert!(message.contains(&format!("{answered} states were saved")), "{message}");
+    assert!(run_logs_mention(&lines, "Received SIGTERM"), "the stop is logged");
 }
