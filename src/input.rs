@@ -3,8 +3,14 @@
 
 use crate::protocol::{parse_line, Incoming};
 use crate::redact::excerpt;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use tokio::sync::mpsc;
+
+/// The longest line accepted (a record far beyond anything Mailchimp can store); longer input is
+/// reported instead of exhausting memory.
+pub const MAX_LINE_BYTES: usize = 32 << 20;
+/// After a long line, the read buffer is shrunk back to this size.
+const BUFFER_BYTES: usize = 64 << 10;
 
 /// What the reader hands to the pipeline.
 #[derive(Debug)]
@@ -27,13 +33,24 @@ pub fn spawn_reader<R: BufRead + Send + 'static>(
     std::thread::Builder::new()
         .name("stdin-reader".into())
         .spawn(move || {
-            let mut buf = Vec::with_capacity(4096);
+            let mut buf = Vec::with_capacity(BUFFER_BYTES);
             let mut line_no = 0u64;
             loop {
+                if buf.capacity() > BUFFER_BYTES {
+                    buf = Vec::with_capacity(BUFFER_BYTES);
+                }
                 buf.clear();
                 line_no += 1;
-                let event = match reader.read_until(b'\n', &mut buf) {
+                let limit = MAX_LINE_BYTES as u64 + 1;
+                let event = match (&mut reader).take(limit).read_until(b'\n', &mut buf) {
                     Ok(0) => return,
+                    Ok(_) if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') => {
+                        InputEvent::Invalid {
+                            line: line_no,
+                            reason: format!("it is longer than {} MiB", MAX_LINE_BYTES >> 20),
+                            excerpt: excerpt(&String::from_utf8_lossy(&buf[..200]), 80),
+                        }
+                    }
                     Ok(_) => {
                         let line = buf.trim_ascii();
                         if line.is_empty() {
@@ -44,7 +61,7 @@ pub fn spawn_reader<R: BufRead + Send + 'static>(
                             Err(e) => InputEvent::Invalid {
                                 line: line_no,
                                 reason: e.0,
-                                excerpt: excerpt(&String::from_utf8_lossy(line), 80),
+                                excerpt: excerpt(&String::from_utf8_lossy(&line[..line.len().min(400)]), 80),
                             },
                         }
                     }

@@ -85,7 +85,10 @@ pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
             Some(state @ Value::Object(_)) => Ok(Incoming::State(state)),
             _ => Err(ParseError("a STATE message has no \"state\" object".into())),
         },
-        Some(_) => Ok(Incoming::Ignored),
+        Some(
+            "LOG" | "TRACE" | "CONTROL" | "SPEC" | "CONNECTION_STATUS" | "CATALOG" | "DESTINATION_CATALOG",
+        ) => Ok(Incoming::Ignored),
+        Some(other) => Err(ParseError(format!("its type {other:?} is not an Airbyte message type"))),
         None => Err(ParseError("it has no \"type\", so it is not an Airbyte message".into())),
     }
 }

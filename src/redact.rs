@@ -42,9 +42,10 @@ pub fn mask_emails_in(text: &str) -> String {
 
 /// A short excerpt of untrusted input for an error message: at most `max` characters, emails masked.
 pub fn excerpt(text: &str, max: usize) -> String {
-    let cut: String = text.chars().take(max).collect();
-    let mut shown = mask_emails_in(&cut);
-    if text.chars().count() > max {
+    // Mask before cutting, so that an address cut in half is not left half-visible.
+    let masked = mask_emails_in(text);
+    let mut shown: String = masked.chars().take(max).collect();
+    if masked.chars().count() > max {
         shown.push('…');
     }
     shown
@@ -76,5 +77,6 @@ mod tests {
     fn excerpt_cuts_on_characters_and_masks() {
         assert_eq!(excerpt("ééééé", 3), "ééé…");
         assert_eq!(excerpt("mail jo@x.io now", 100), "mail j***@x.io now");
+        assert_eq!(excerpt("to carol.smith@x.io", 8), "to c***@…", "no half-visible address");
     }
 }
