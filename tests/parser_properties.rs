@@ -1,0 +1,55 @@
+//! Property tests for the stdin message parser (the fuzz target in `fuzz/` explores the same code
+//! for longer): no input makes it panic, and every well-formed RECORD or STATE reads back intact.
+
+use destination_mailchimp::protocol::{parse_line, Incoming, StreamKey};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map(".{0,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_bytes_give_a_message_or_an_error_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = parse_line(&bytes);
+    }
+
+    #[test]
+    fn json_that_is_almost_a_message_never_panics(kind in prop_oneof![Just("RECORD".to_string()), Just("STATE".to_string()), Just("LOG".to_string()), ".{0,8}"],
+                                                 record in json_value(), state in json_value()) {
+        let line = json!({"type": kind, "record": record, "state": state}).to_string();
+        let _ = parse_line(line.as_bytes());
+    }
+
+    #[test]
+    fn records_and_states_read_back_intact(stream in ".{1,10}", namespace in proptest::option::of(".{0,6}"),
+                                           data in json_value(), state in json_value()) {
+        let line = json!({"type": "RECORD", "record": {"stream": stream, "namespace": namespace, "data": data, "emitted_at": 1}});
+        match parse_line(line.to_string().as_bytes()) {
+            Ok(Incoming::Record(record)) => {
+                prop_assert_eq!(record.stream, StreamKey { namespace, name: stream });
+                prop_assert_eq!(record.data, data);
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
+        let state = json!({"type": "STREAM", "payload": state, "id": 3});
+        let line = json!({"type": "STATE", "state": state});
+        prop_assert_eq!(parse_line(line.to_string().as_bytes()).unwrap(), Incoming::State(state));
+    }
+}
