@@ -9,7 +9,8 @@
 //! - [`input`] (stdin reader) → [`mapping`] (record → member) → [`batch`] (dedupe, batches) →
 //!   [`write`] (concurrent requests, in-order STATE release) with [`ledger`] (counts per state).
 //! - [`mailchimp`]: the API client, its types and the retry classification.
-//! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails in logs.
+//! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails in logs;
+//!   [`usage`]: peak memory for the summary.
 //! - [`fake`]: a fake Mailchimp server for tests and the offline demo.
 
 pub mod batch;
@@ -28,6 +29,7 @@ pub mod mapping;
 pub mod protocol;
 pub mod redact;
 pub mod spec;
+pub mod usage;
 pub mod write;
 
 use cli::Command;

@@ -433,6 +433,9 @@ impl<'a, W: Write> Writer<'a, W> {
             text.push_str(&format!(" ({})", reasons.join("; ")));
         }
         text.push('.');
+        if let Some(peak) = crate::usage::peak_memory_bytes() {
+            text.push_str(&format!(" Peak memory {:.0} MB.", peak as f64 / 1e6));
+        }
         self.out.log(Level::Info, &text)
     }
 }

@@ -1,4 +1,5 @@
-//! `fake-mailchimp`: runs the fake Mailchimp API on loopback (`serve`) and prints an audience (`show`).
+//! `fake-mailchimp`: runs the fake Mailchimp API on loopback (`serve`), prints an audience (`show`),
+//! and writes synthetic source messages for load runs (`generate`).
 
 use clap::{Parser, Subcommand};
 use destination_mailchimp::fake::{serve, FakeList, Shared};
@@ -36,6 +37,17 @@ enum Command {
         #[arg(long = "unsubscribed")]
         unsubscribed: Vec<String>,
     },
+    /// Write N RECORD messages for the demo catalog's stream `crm.customers`, with a STATE every
+    /// `state_every` records, to stdout (JSON lines, as a source would send them).
+    Generate {
+        #[arg(long)]
+        records: u64,
+        /// How many different people the records are about (emails repeat beyond that).
+        #[arg(long)]
+        distinct: Option<u64>,
+        #[arg(long, default_value_t = 10_000)]
+        state_every: u64,
+    },
     /// Print the members of an audience of a running fake.
     Show {
         /// The fake's MAILCHIMP_API_BASE_URL.
@@ -66,7 +78,57 @@ async fn main() -> std::io::Result<()> {
             serve(shared, listener, stop_signal()).await
         }
         Command::Show { url, list_id } => show(&url, &list_id).await,
+        Command::Generate { records, distinct, state_every } => {
+            generate(records, distinct.unwrap_or(records).max(1), state_every.max(1))
+        }
     }
+}
+
+fn generate(records: u64, distinct: u64, state_every: u64) -> std::io::Result<()> {
+    const PLANS: [&str; 3] = ["free", "pro", "team"];
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut since_state = 0u64;
+    for i in 0..records {
+        let person = i % distinct;
+        let record = serde_json::json!({
+            "type": "RECORD",
+            "record": {
+                "namespace": "crm",
+                "stream": "customers",
+                "emitted_at": 1795687418000u64 + i,
+                "data": {
+                    "email": format!("customer{person}@shop-{}.io", person % 97),
+                    "fname": format!("First{person}"),
+                    "lname": format!("Last{}", i % 1000),
+                    "phone": format!("+1 555 {:04}", i % 10_000),
+                    "plan": PLANS[(i % 3) as usize],
+                    "tags": [format!("cohort-{}", person % 12)],
+                    "updated_at": "2026-11-20T09:00:00Z",
+                },
+            },
+        });
+        serde_json::to_writer(&mut out, &record)?;
+        out.write_all(b"\n")?;
+        since_state += 1;
+        if since_state == state_every || i + 1 == records {
+            let state = serde_json::json!({
+                "type": "STATE",
+                "state": {
+                    "type": "STREAM",
+                    "stream": {
+                        "stream_descriptor": {"name": "customers", "namespace": "crm"},
+                        "stream_state": {"position": i + 1},
+                    },
+                    "sourceStats": {"recordCount": since_state as f64},
+                    "id": i + 1,
+                },
+            });
+            serde_json::to_writer(&mut out, &state)?;
+            out.write_all(b"\n")?;
+            since_state = 0;
+        }
+    }
+    out.flush()
 }
 
 async fn stop_signal() {
