@@ -37,9 +37,30 @@ impl ConnectorError {
         Self { failure_type: FailureType::TransientError, message: message.into(), internal: None }
     }
 
+    /// Masks email addresses in the message and the detail (Mailchimp's own error texts can quote them).
+    pub fn masked(mut self) -> Self {
+        self.message = crate::redact::mask_emails_in(&self.message);
+        self.internal = self.internal.map(|internal| crate::redact::mask_emails_in(&internal));
+        self
+    }
+
     /// Attaches technical detail that is shown in logs, not as the headline.
     pub fn with_internal(mut self, internal: impl Into<String>) -> Self {
         self.internal = Some(internal.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_covers_the_message_and_the_detail() {
+        let error = ConnectorError::system("Mailchimp rejected (400: ada@mail.io looks fake)")
+            .with_internal("POST failed: ada@mail.io")
+            .masked();
+        assert_eq!(error.message, "Mailchimp rejected (400: a***@mail.io looks fake)");
+        assert_eq!(error.internal.as_deref(), Some("POST failed: a***@mail.io"));
     }
 }

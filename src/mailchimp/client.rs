@@ -218,7 +218,7 @@ impl Client {
                 }
                 Verdict::Retry { .. } => None,
             };
-            if let Some(failure) = failure {
+            if let Some(failure) = failure.map(ConnectorError::masked) {
                 if call == Call::BatchSubscribe {
                     // The sync ends here: batches waiting for this slot must not be sent.
                     self.close();
@@ -245,6 +245,7 @@ impl Client {
     }
 
     fn notify(&self, level: Level, text: String) {
+        let text = crate::redact::mask_emails_in(&text);
         tracing::warn!("{text}");
         if let Some(notices) = &self.notices {
             let _ = notices.send(Notice { level, text });
