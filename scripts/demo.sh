@@ -4,24 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "Building (release)…" >&2
-cargo build --release --locked --quiet --bins
-bin=target/release
-work=$(mktemp -d)
-fake_pid=""
-cleanup() { [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+source scripts/fake_server.sh
 
+echo "Building (release)…" >&2
 # The demo audience already holds one contact who unsubscribed: the sync must not re-subscribe them.
-"$bin/fake-mailchimp" serve --unsubscribed opted.out@brightmail.io >"$work/fake.out" 2>"$work/fake.err" &
-fake_pid=$!
-for _ in $(seq 1 100); do
-  grep -q '^MAILCHIMP_API_BASE_URL=' "$work/fake.out" 2>/dev/null && break
-  sleep 0.1
-done
-MAILCHIMP_API_BASE_URL=$(sed -n 's/^MAILCHIMP_API_BASE_URL=//p' "$work/fake.out")
-[ -n "$MAILCHIMP_API_BASE_URL" ] || { echo "the fake Mailchimp server did not start:" >&2; cat "$work/fake.err" >&2; exit 1; }
-export MAILCHIMP_API_BASE_URL
+start_fake_server --unsubscribed opted.out@brightmail.io
 echo "Fake Mailchimp API at $MAILCHIMP_API_BASE_URL"
 
 echo

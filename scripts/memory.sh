@@ -5,22 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked --quiet --bins
-bin=target/release
-work=$(mktemp -d)
-fake_pid=""
-cleanup() { [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-
-"$bin/fake-mailchimp" serve >"$work/fake.out" 2>"$work/fake.err" &
-fake_pid=$!
-for _ in $(seq 1 100); do
-  grep -q '^MAILCHIMP_API_BASE_URL=' "$work/fake.out" 2>/dev/null && break
-  sleep 0.1
-done
-MAILCHIMP_API_BASE_URL=$(sed -n 's/^MAILCHIMP_API_BASE_URL=//p' "$work/fake.out")
-[ -n "$MAILCHIMP_API_BASE_URL" ] || { echo "the fake Mailchimp server did not start" >&2; exit 1; }
-export MAILCHIMP_API_BASE_URL
+source scripts/fake_server.sh
+start_fake_server
 
 peak_mb() { # records → prints "peak_mb seconds states"
   local n=$1

@@ -5,38 +5,13 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 
 fn files() -> Files {
     Files::new(&config(json!({})), &catalog(vec![stream("users", None, "append_dedup")]))
 }
 
-/// Runs `write` with raw bytes on stdin (they need not be UTF-8).
 fn write_bytes(files: &Files, input: Vec<u8>, base_url: &str) -> Run {
-    let mut child =
-        spawn(&["write", "--config", &files.config(), "--catalog", &files.catalog()], Some(base_url));
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut stderr_pipe = child.stderr.take().unwrap();
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text);
-        text
-    });
-    let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    let status = child.wait().unwrap();
-    feeder.join().unwrap();
-    let stderr = stderr_reader.join().unwrap();
-    assert_no_secret(&stdout, &stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    Run {
-        code: status.code().unwrap_or(-1),
-        lines: stdout.lines().map(parse_protocol_line).collect(),
-        stderr,
-    }
+    run_bytes(&["write", "--config", &files.config(), "--catalog", &files.catalog()], input, Some(base_url))
 }
 
 /// A committed record and its state, then `bad` as line 3, then a record that must not be written.

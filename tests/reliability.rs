@@ -198,6 +198,7 @@ fn when_other_apps_use_most_connections_the_connector_backs_off_instead_of_fight
         batches.len()
     );
     assert!(run.logs().contains("sending at most 2 at a time"), "{}", run.logs());
+    assert!(fake.peak_in_flight() <= 8, "peak {} requests in flight", fake.peak_in_flight());
 }
 
 #[test]

@@ -128,11 +128,15 @@ pub fn spawn(args: &[&str], base_url: Option<&str>) -> Child {
 /// Runs the binary to the end with `input` on stdin, and checks what every run must satisfy:
 /// each stdout line is one Airbyte message, and the API key appears nowhere.
 pub fn run(args: &[&str], input: &str, base_url: Option<&str>) -> Run {
+    run_bytes(args, input.as_bytes().to_vec(), base_url)
+}
+
+/// Like `run`, with raw bytes on stdin (they need not be UTF-8); also checks that nothing panicked.
+pub fn run_bytes(args: &[&str], input: Vec<u8>, base_url: Option<&str>) -> Run {
     let mut child = spawn(args, base_url);
     let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
     let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
+        let _ = stdin.write_all(&input);
     });
     let mut stderr_pipe = child.stderr.take().unwrap();
     let stderr_reader = std::thread::spawn(move || {
@@ -147,6 +151,7 @@ pub fn run(args: &[&str], input: &str, base_url: Option<&str>) -> Run {
     let stderr = stderr_reader.join().unwrap();
     let lines = stdout.lines().map(parse_protocol_line).collect();
     assert_no_secret(&stdout, &stderr);
+    assert!(!stderr.contains("panicked"), "the connector panicked:\n{stderr}");
     Run { code: status.code().unwrap_or(-1), lines, stderr }
 }
 
