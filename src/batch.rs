@@ -1,9 +1,10 @@
 //! The batcher: members deduplicated by email into batches of at most `batch_size`, with the STATE
-//! messages each batch releases. Pure logic, no I/O.
+//! messages each batch releases, and the request body of a batch. Pure logic, no I/O.
 
 use crate::ledger::{PendingState, TallyId};
 use crate::mapping::{EmailKey, Member};
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// One contact in a batch and the records it stands for (several when an email repeats).
@@ -32,7 +33,7 @@ pub enum Ready {
 pub struct Batcher {
     batch_size: usize,
     entries: Vec<Entry>,
-    index: HashMap<EmailKey, usize>,
+    index: FxHashMap<EmailKey, usize>,
     states: Vec<PendingState>,
     opened_at: Option<Instant>,
     next_seq: u64,
@@ -45,7 +46,7 @@ impl Batcher {
         Self {
             batch_size,
             entries: Vec::with_capacity(batch_size),
-            index: HashMap::with_capacity(batch_size),
+            index: FxHashMap::with_capacity_and_hasher(batch_size, Default::default()),
             states: Vec::new(),
             opened_at: None,
             next_seq: 0,
@@ -115,6 +116,21 @@ impl Batcher {
     pub fn is_idle(&self) -> bool {
         self.entries.is_empty() && self.ready.is_empty()
     }
+}
+
+/// The batch-subscribe request body for these entries: `update_existing` (so that a re-run
+/// updates instead of failing) and the members, serialized once, straight into the buffer.
+pub fn request_body(entries: &[Entry]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(64 + entries.len() * 200);
+    body.extend_from_slice(b"{\"update_existing\":true,\"members\":[");
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, &entry.member).expect("a member always serializes");
+    }
+    body.extend_from_slice(b"]}");
+    body
 }
 
 fn merge_into(earlier: &mut Member, later: Member) {

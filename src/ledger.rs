@@ -1,8 +1,8 @@
 //! Record counts per STATE: which records a state covers, and how many were accepted or rejected.
 
 use crate::protocol::{StateScope, StreamKey};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// Identifies the records of one stream between two of its states.
 pub type TallyId = u64;
@@ -24,8 +24,8 @@ pub struct PendingState {
 #[derive(Debug, Default)]
 pub struct Ledger {
     next_id: TallyId,
-    open: HashMap<StreamKey, TallyId>,
-    tallies: HashMap<TallyId, Tally>,
+    open: FxHashMap<StreamKey, TallyId>,
+    tallies: FxHashMap<TallyId, Tally>,
 }
 
 impl Ledger {

@@ -4,10 +4,12 @@
 //! # Layout
 //! - [`cli`]: the commands (`spec`, `check`, `discover`, `write`); [`run`] dispatches them.
 //! - [`discover`]: the audience as a destination object; [`convert`]: values by merge-field type.
-//! - [`protocol`]: Airbyte messages in and out; [`spec`]: the embedded `spec.json`.
+//! - [`protocol`]: Airbyte messages in and out, with [`fields`] (a record's data); [`spec`]: the
+//!   embedded `spec.json`.
 //! - [`config`], [`catalog`]: what the platform hands over, validated.
 //! - [`input`] (stdin reader) → [`mapping`] (record → member) → [`batch`] (dedupe, batches) →
-//!   [`write`] (concurrent requests, in-order STATE release) with [`ledger`] (counts per state).
+//!   [`write`] (concurrent requests, in-order STATE release) with [`ledger`] (counts per state)
+//!   and [`progress`] (a progress line every 30 s).
 //! - [`mailchimp`]: the API client, its types and the retry classification.
 //! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails in logs;
 //!   [`usage`]: peak memory for the summary.
@@ -22,10 +24,12 @@ pub mod convert;
 pub mod discover;
 pub mod error;
 pub mod fake;
+pub mod fields;
 pub mod input;
 pub mod ledger;
 pub mod mailchimp;
 pub mod mapping;
+pub mod progress;
 pub mod protocol;
 pub mod redact;
 pub mod spec;

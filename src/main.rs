@@ -5,6 +5,10 @@ use destination_mailchimp::cli::Cli;
 use std::io::BufReader;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the connector allocates many small, short-lived values per record.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

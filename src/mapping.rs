@@ -6,22 +6,30 @@ use crate::config::{Config, MemberStatus};
 use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
 use crate::mailchimp::model::MergeField;
-use crate::protocol::StreamKey;
+use crate::protocol::{RecordData, StreamKey};
 use crate::redact::excerpt;
 use md5::{Digest, Md5};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// MD5 of the lowercased email: Mailchimp's identity of a contact (`subscriber_hash`).
 pub type EmailKey = [u8; 16];
 
 pub fn email_key(email: &str) -> EmailKey {
     let mut hasher = Md5::new();
-    if email.bytes().any(|b| b.is_ascii_uppercase()) || !email.is_ascii() {
+    if !email.is_ascii() {
         hasher.update(email.to_lowercase().as_bytes());
     } else {
-        hasher.update(email.as_bytes());
+        // ASCII: lowercase through a small buffer instead of a new string.
+        let mut chunk = [0u8; 64];
+        for piece in email.as_bytes().chunks(chunk.len()) {
+            let lower = &mut chunk[..piece.len()];
+            lower.copy_from_slice(piece);
+            lower.make_ascii_lowercase();
+            hasher.update(&*lower);
+        }
     }
     hasher.finalize().into()
 }
@@ -79,7 +87,7 @@ const ALIASES: [(&str, &[&str]); 5] = [
 struct StreamPlan {
     key_field: Option<String>,
     /// Record field name → target, for the catalog's fields and every field seen since.
-    targets: HashMap<String, Target>,
+    targets: FxHashMap<String, Target>,
 }
 
 /// Values that could not be converted for one field of one stream (reported once per sync).
@@ -98,8 +106,8 @@ pub struct Mapper {
     config_tags: Vec<String>,
     merge_fields: Vec<MergeField>,
     /// Explicit record field → merge field index, from the config.
-    explicit: HashMap<String, usize>,
-    streams: HashMap<StreamKey, StreamPlan>,
+    explicit: FxHashMap<String, usize>,
+    streams: FxHashMap<StreamKey, StreamPlan>,
     dropped: BTreeMap<(String, String), DroppedValues>,
     /// Mappings of fields that were not in the catalog, found in records (to be logged).
     discovered: Vec<String>,
@@ -112,7 +120,7 @@ impl Mapper {
         catalog: &ConfiguredCatalog,
         merge_fields: &[MergeField],
     ) -> Result<Self, ConnectorError> {
-        let mut explicit = HashMap::new();
+        let mut explicit = FxHashMap::default();
         for (field, tag) in &config.field_mappings {
             let index = merge_fields.iter().position(|f| f.tag.eq_ignore_ascii_case(tag)).ok_or_else(|| {
                 let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
@@ -130,7 +138,7 @@ impl Mapper {
             config_tags: config.tags.clone(),
             merge_fields: merge_fields.to_vec(),
             explicit,
-            streams: HashMap::new(),
+            streams: FxHashMap::default(),
             dropped: BTreeMap::new(),
             discovered: Vec::new(),
         };
@@ -173,6 +181,21 @@ impl Mapper {
             .map_or(Target::Ignored, Target::Merge)
     }
 
+    /// Puts the catalog's name on a record's stream (the only catalog stream of that name, when the
+    /// namespace differs); false when the catalog has no such stream.
+    pub fn resolve_stream_in_place(&self, stream: &mut StreamKey) -> bool {
+        if self.streams.contains_key(stream) {
+            return true;
+        }
+        match self.resolve_stream(stream) {
+            Some(resolved) => {
+                *stream = resolved;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The catalog stream a record belongs to: an exact match, else the only stream of that name.
     pub fn resolve_stream(&self, stream: &StreamKey) -> Option<StreamKey> {
         if self.streams.contains_key(stream) {
@@ -186,13 +209,19 @@ impl Mapper {
     }
 
     /// Maps one record of a resolved catalog stream.
-    pub fn map(&mut self, stream: &StreamKey, data: &Value) -> Mapped {
-        let Some(fields) = data.as_object() else {
+    pub fn map(&mut self, stream: &StreamKey, data: &RecordData) -> Mapped {
+        let Some(fields) = data.fields() else {
             return Mapped::Rejected("the record's data is not a JSON object".into());
         };
-        let mut plan = self.streams.remove(stream).unwrap_or_default();
+        // The plan is lent out while the record is mapped (mapping may add fields to it).
+        let mut plan = self.streams.get_mut(stream).map(std::mem::take).unwrap_or_default();
         let mapped = self.map_fields(stream, &mut plan, fields);
-        self.streams.insert(stream.clone(), plan);
+        match self.streams.get_mut(stream) {
+            Some(slot) => *slot = plan,
+            None => {
+                self.streams.insert(stream.clone(), plan);
+            }
+        }
         mapped
     }
 
@@ -200,7 +229,7 @@ impl Mapper {
         &mut self,
         stream: &StreamKey,
         plan: &mut StreamPlan,
-        fields: &Map<String, Value>,
+        fields: &[(String, Value)],
     ) -> Mapped {
         let (email_field, email_value) =
             match find_email(fields, self.email_field.as_deref(), plan.key_field.as_deref()) {
@@ -379,14 +408,14 @@ fn normalize(name: &str) -> String {
 
 /// Finds the email: the configured field, else `email_address`/`email` (any case), else a one-field primary key.
 fn find_email<'a>(
-    fields: &'a Map<String, Value>,
+    fields: &'a [(String, Value)],
     configured: Option<&'a str>,
     key_field: Option<&'a str>,
 ) -> Result<(&'a str, &'a Value), String> {
+    // The last of a repeated field name wins, as in a JSON object read into a map.
+    let named = |name: &str| fields.iter().rev().find(|(k, _)| k == name).map(|(k, v)| (k.as_str(), v));
     if let Some(name) = configured {
-        return fields
-            .get_key_value(name)
-            .map(|(k, v)| (k.as_str(), v))
+        return named(name)
             .ok_or_else(|| format!("the record has no '{name}' field (the configured email field)"));
     }
     for wanted in ["email_address", "email"] {
@@ -394,8 +423,8 @@ fn find_email<'a>(
             return Ok((k.as_str(), v));
         }
     }
-    if let Some((k, v)) = key_field.and_then(|name| fields.get_key_value(name)) {
-        return Ok((k.as_str(), v));
+    if let Some(found) = key_field.and_then(named) {
+        return Ok(found);
     }
     Err("the record has no email field (email_address, email, or a one-field primary key); set email_field"
         .into())
@@ -469,7 +498,7 @@ mod tests {
     fn maps_email_merge_fields_and_tags() {
         let mut m = default_mapper();
         let data = json!({"Email": "  Ada@Math.org ", "fname": "Ada", "LName": null, "score": 7, "x": 1, "tags": ["b", "vip"]});
-        let Mapped::Member(member) = m.map(&users(), &data) else { panic!() };
+        let Mapped::Member(member) = m.map(&users(), &data.clone().into()) else { panic!() };
         assert_eq!(member.email_address, "Ada@Math.org");
         assert_eq!(member.key, email_key("ada@math.org"));
         assert_eq!(Value::Object(member.merge_fields.clone()), json!({"FNAME": "Ada", "SCORE": 7}));
@@ -485,14 +514,15 @@ mod tests {
     #[test]
     fn prefers_email_address_then_email_then_single_primary_key() {
         let mut m = default_mapper();
-        let Mapped::Member(a) = m.map(&users(), &json!({"email": "x@y.io", "EMAIL_ADDRESS": "z@y.io"}))
+        let Mapped::Member(a) =
+            m.map(&users(), &json!({"email": "x@y.io", "EMAIL_ADDRESS": "z@y.io"}).into())
         else {
             panic!()
         };
         assert_eq!(a.email_address, "z@y.io");
-        let Mapped::Member(b) = m.map(&users(), &json!({"id": "pk@y.io"})) else { panic!() };
+        let Mapped::Member(b) = m.map(&users(), &json!({"id": "pk@y.io"}).into()) else { panic!() };
         assert_eq!(b.email_address, "pk@y.io");
-        let Mapped::Member(c) = m.map(&users(), &json!({"email": "x@y.io", "tags": "p, q ,"})) else {
+        let Mapped::Member(c) = m.map(&users(), &json!({"email": "x@y.io", "tags": "p, q ,"}).into()) else {
             panic!()
         };
         assert_eq!(c.tags, vec!["crm", "vip", "p", "q"]);
@@ -504,12 +534,12 @@ mod tests {
             json!({"api_key": "k-us1", "list_id": "l", "email_field": "work"}),
             json!({"streams": [{"stream": {"name": "users"}, "destination_sync_mode": "append_dedup"}]}),
         );
-        let Mapped::Member(a) = m.map(&users(), &json!({"email": "x@y.io", "work": "w@y.io"})) else {
+        let Mapped::Member(a) = m.map(&users(), &json!({"email": "x@y.io", "work": "w@y.io"}).into()) else {
             panic!()
         };
         assert_eq!(a.email_address, "w@y.io");
         assert!(
-            matches!(m.map(&users(), &json!({"email": "x@y.io"})), Mapped::Rejected(r) if r.contains("'work'"))
+            matches!(m.map(&users(), &json!({"email": "x@y.io"}).into()), Mapped::Rejected(r) if r.contains("'work'"))
         );
     }
 
@@ -525,7 +555,7 @@ mod tests {
             json!({"email": "  "}),
             json!([1]),
         ] {
-            assert!(matches!(m.map(&users(), &data), Mapped::Rejected(_)), "{data}");
+            assert!(matches!(m.map(&users(), &data.clone().into()), Mapped::Rejected(_)), "{data}");
         }
     }
 
@@ -546,7 +576,7 @@ mod tests {
         .unwrap();
         let mut m = Mapper::new(&config, &catalog, &fields).unwrap();
         let data = json!({"email": "a@b.io", "nick": "Ada", "first_name": "Augusta", "Last Name": "King", "dob": "1815-12-10", "vip": "yes", "plan": "pro", "shoe": 9});
-        let Mapped::Member(member) = m.map(&users(), &data) else { panic!() };
+        let Mapped::Member(member) = m.map(&users(), &data.clone().into()) else { panic!() };
         assert_eq!(
             Value::Object(member.merge_fields),
             json!({"FNAME": "Ada", "LNAME": "King", "BIRTHDAY": "12/10", "MMERGE9": "Pro"})
@@ -564,7 +594,7 @@ mod tests {
         );
 
         let bad = json!({"email": "b@b.io", "dob": "someday", "plan": "Gold"});
-        assert!(matches!(m.map(&users(), &bad), Mapped::Member(_)));
+        assert!(matches!(m.map(&users(), &bad.clone().into()), Mapped::Member(_)));
         let dropped = m.dropped_values();
         assert_eq!(dropped.len(), 2);
         assert!(dropped[0].contains("field 'dob' → BIRTHDAY: 1 value(s)"), "{dropped:?}");

@@ -1,8 +1,10 @@
 //! Airbyte protocol messages: lenient parsing of what arrives on stdin, and the lines this connector prints.
 
 use crate::error::ConnectorError;
+pub use crate::fields::RecordData;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,7 +28,7 @@ impl std::fmt::Display for StreamKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub stream: StreamKey,
-    pub data: Value,
+    pub data: RecordData,
 }
 
 /// What one stdin line means to the connector.
@@ -40,9 +42,9 @@ pub enum Incoming {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: Option<String>,
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
     record: Option<RecordPayload>,
     state: Option<Value>,
 }
@@ -51,7 +53,7 @@ struct Envelope {
 struct RecordPayload {
     stream: Option<String>,
     namespace: Option<String>,
-    data: Option<Value>,
+    data: Option<RecordData>,
 }
 
 /// Why a stdin line could not be used.
@@ -78,7 +80,7 @@ pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
                 record.stream.ok_or_else(|| ParseError("a RECORD message has no \"stream\"".into()))?;
             Ok(Incoming::Record(Record {
                 stream: StreamKey { namespace: record.namespace, name },
-                data: record.data.unwrap_or(Value::Null),
+                data: record.data.unwrap_or(RecordData::Other(Value::Null)),
             }))
         }
         Some("STATE") => match envelope.state {
@@ -202,7 +204,7 @@ mod tests {
         let line = br#"{"type":"RECORD","record":{"stream":"users","namespace":null,"data":{"email":"a@b.io"},"emitted_at":1,"meta":null,"extra":5},"log":null}"#;
         let Incoming::Record(record) = parse_line(line).unwrap() else { panic!() };
         assert_eq!(record.stream, StreamKey { namespace: None, name: "users".into() });
-        assert_eq!(record.data["email"], "a@b.io");
+        assert_eq!(record.data.get("email").unwrap(), "a@b.io");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The write pipeline: stdin messages → members → batches → concurrent Mailchimp requests →
 //! STATE echoes, released strictly in input order once every record before them is answered.
 
-use crate::batch::{Batch, Batcher, Entry, Ready};
+use crate::batch::{request_body, Batch, Batcher, Entry, Ready};
 use crate::catalog::ConfiguredCatalog;
 use crate::config::Config;
 use crate::error::ConnectorError;
@@ -10,9 +10,11 @@ use crate::ledger::{Ledger, PendingState};
 use crate::mailchimp::client::{Client, Notice};
 use crate::mailchimp::model::BatchResponse;
 use crate::mapping::{email_key, EmailKey, Mapped, Mapper};
+use crate::progress::{rate, Progress, Snapshot, PROGRESS_EVERY};
 use crate::protocol::{state_echo, state_scope, Incoming, Level, Output, StreamKey};
 use crate::redact::{mask_email, mask_emails_in};
 use futures::stream::{FuturesOrdered, StreamExt};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
@@ -59,12 +61,14 @@ pub struct Writer<'a, W: Write> {
     in_flight: VecDeque<InFlight>,
     /// Emails in batches not yet answered, with the batch that holds them: a later batch with the
     /// same email waits for that answer, so the last record always wins.
-    pending_emails: HashMap<EmailKey, (u64, watch::Receiver<bool>)>,
+    pending_emails: FxHashMap<EmailKey, (u64, watch::Receiver<bool>)>,
     notices: mpsc::UnboundedReceiver<Notice>,
     window: usize,
     /// Set once a batch was not sent (the sync is stopping): no later state may be released.
     halted: bool,
     states_released: u64,
+    contacts_sent: u64,
+    progress: Progress,
     unknown_streams: HashSet<StreamKey>,
     totals: Totals,
     rejections_logged: u64,
@@ -105,12 +109,14 @@ impl<'a, W: Write> Writer<'a, W> {
             ledger: Ledger::default(),
             requests: FuturesOrdered::new(),
             in_flight: VecDeque::new(),
-            pending_emails: HashMap::new(),
+            pending_emails: FxHashMap::default(),
             notices,
             // Twice the connection budget: while requests run, the next batches are already built.
             window: config.max_concurrent_requests * 2,
             halted: false,
             states_released: 0,
+            contacts_sent: 0,
+            progress: Progress::new(Instant::now().into_std(), PROGRESS_EVERY),
             unknown_streams: HashSet::new(),
             totals: Totals::default(),
             rejections_logged: 0,
@@ -178,6 +184,10 @@ impl<'a, W: Write> Writer<'a, W> {
                         Ok(())
                     }
                 },
+                _ = tokio::time::sleep_until(Instant::from_std(self.progress.next_at())) => {
+                    let line = self.progress.line(std::time::Instant::now(), self.snapshot());
+                    self.out.log(Level::Info, &line)
+                }
                 _ = tokio::time::sleep_until(stop_deadline.unwrap_or_else(Instant::now)), if stop_deadline.is_some() => {
                     break Ok(());
                 }
@@ -205,6 +215,19 @@ impl<'a, W: Write> Writer<'a, W> {
         self.summary(started.elapsed())
     }
 
+    fn snapshot(&self) -> Snapshot {
+        let budget = self.client.budget();
+        Snapshot {
+            records_read: self.totals.records,
+            contacts_sent: self.contacts_sent,
+            rejected: self.totals.rejected.values().sum(),
+            states_saved: self.states_released,
+            requests_in_flight: budget.in_flight(),
+            requests_allowed: budget.current(),
+            retries: self.client.retries(),
+        }
+    }
+
     /// The failure reported after a stop signal: what was saved and what the next sync does.
     fn stopped(&self, signal: &str) -> ConnectorError {
         let unfinished = self.in_flight.len();
@@ -223,9 +246,9 @@ impl<'a, W: Write> Writer<'a, W> {
 
     fn handle(&mut self, message: Incoming) -> Result<(), ConnectorError> {
         match message {
-            Incoming::Record(record) => {
+            Incoming::Record(mut record) => {
                 self.totals.records += 1;
-                let Some(stream) = self.mapper.resolve_stream(&record.stream) else {
+                if !self.mapper.resolve_stream_in_place(&mut record.stream) {
                     let tally = self.ledger.tally_for(&record.stream);
                     self.ledger.settle(tally, false);
                     self.count_rejection("stream not in the catalog");
@@ -237,9 +260,9 @@ impl<'a, W: Write> Writer<'a, W> {
                         self.out.log(Level::Warn, &text)?;
                     }
                     return Ok(());
-                };
-                let tally = self.ledger.tally_for(&stream);
-                let mapped = self.mapper.map(&stream, &record.data);
+                }
+                let tally = self.ledger.tally_for(&record.stream);
+                let mapped = self.mapper.map(&record.stream, &record.data);
                 for line in self.mapper.take_discovered() {
                     self.out.log(Level::Info, &line)?;
                 }
@@ -287,15 +310,8 @@ impl<'a, W: Write> Writer<'a, W> {
     /// then for a free connection.
     fn dispatch(&mut self, batch: Batch) {
         let Batch { seq, entries, states } = batch;
-        let mut body = Vec::with_capacity(64 + entries.len() * 160);
-        body.extend_from_slice(b"{\"update_existing\":true,\"members\":[");
-        for (i, entry) in entries.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            serde_json::to_writer(&mut body, &entry.member).expect("a member always serializes");
-        }
-        body.extend_from_slice(b"]}");
+        self.contacts_sent += entries.len() as u64;
+        let body = request_body(&entries);
 
         let (done_tx, done_rx) = watch::channel(false);
         let mut earlier: Vec<(u64, watch::Receiver<bool>)> = Vec::new();
@@ -420,8 +436,10 @@ impl<'a, W: Write> Writer<'a, W> {
         }
         let rejected: u64 = self.totals.rejected.values().sum();
         let mut text = format!(
-            "Sync finished in {:.1} s: {} records read; {} contacts created, {} updated; {} records rejected",
+            "Sync finished in {:.1} s ({} records/s): {} records read; {} contacts created, {} updated; {} records \
+             rejected",
             elapsed.as_secs_f64(),
+            rate(self.totals.records, elapsed),
             self.totals.records,
             self.totals.created,
             self.totals.updated,

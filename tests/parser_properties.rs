@@ -44,7 +44,7 @@ proptest! {
         match parse_line(line.to_string().as_bytes()) {
             Ok(Incoming::Record(record)) => {
                 prop_assert_eq!(record.stream, StreamKey { namespace, name: stream });
-                prop_assert_eq!(record.data, data);
+                prop_assert_eq!(record.data.to_value(), data);
             }
             other => prop_assert!(false, "{:?}", other),
         }

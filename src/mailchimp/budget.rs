@@ -94,6 +94,11 @@ impl ConnectionBudget {
         None
     }
 
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
     /// Requests that may be in flight now.
     pub fn current(&self) -> usize {
         allowed(self.lock().limit)

@@ -10,7 +10,7 @@ use crate::redact::excerpt;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -46,6 +46,7 @@ pub struct Client {
     notices: Option<UnboundedSender<Notice>>,
     /// Set when the sync stops: batches not yet sent are not sent; sent ones finish.
     closed: AtomicBool,
+    retries: AtomicU64,
 }
 
 impl Client {
@@ -61,6 +62,7 @@ impl Client {
             budget: ConnectionBudget::new(config.max_concurrent_requests),
             notices: None,
             closed: AtomicBool::new(false),
+            retries: AtomicU64::new(0),
         })
     }
 
@@ -85,6 +87,11 @@ impl Client {
     /// From now on, batches that have not been sent yet are not sent (see `batch_subscribe`).
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Retries so far, over all requests.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// The connection budget shared by this client's requests.
@@ -230,6 +237,7 @@ impl Client {
                 Verdict::Retry { after } => after,
                 Verdict::Fail => None,
             };
+            self.retries.fetch_add(1, Ordering::Relaxed);
             self.notify(
                 Level::Warn,
                 format!(

@@ -1,0 +1,136 @@
+//! A record's `data` as received: its fields in order, read straight into a list (no map is built
+//! for a record that is read once), or whatever else the source sent instead of an object.
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A record's `data`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordData {
+    /// An object: its fields in the order received. A repeated name keeps both; the last one wins.
+    Fields(Vec<(String, Value)>),
+    /// Anything that is not an object (a record to reject).
+    Other(Value),
+}
+
+impl RecordData {
+    /// The object's fields, if it is one.
+    pub fn fields(&self) -> Option<&[(String, Value)]> {
+        match self {
+            RecordData::Fields(fields) => Some(fields),
+            RecordData::Other(_) => None,
+        }
+    }
+
+    /// The value of the last field called `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields()?.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// The data as a JSON value (for tests and messages).
+    pub fn to_value(&self) -> Value {
+        match self {
+            RecordData::Fields(fields) => Value::Object(fields.iter().cloned().collect::<Map<_, _>>()),
+            RecordData::Other(value) => value.clone(),
+        }
+    }
+}
+
+impl From<Value> for RecordData {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Object(map) => RecordData::Fields(map.into_iter().collect()),
+            other => RecordData::Other(other),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordData {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DataVisitor)
+    }
+}
+
+struct DataVisitor;
+
+impl<'de> Visitor<'de> for DataVisitor {
+    type Value = RecordData;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a record's data")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RecordData, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(12));
+        while let Some(entry) = map.next_entry::<String, Value>()? {
+            fields.push(entry);
+        }
+        Ok(RecordData::Fields(fields))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RecordData, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(RecordData::Other(Value::Array(items)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<RecordData, E> {
+        Ok(RecordData::Other(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<RecordData, E> {
+        Ok(RecordData::Other(Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<RecordData, E> {
+        Ok(RecordData::Other(Value::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<RecordData, E> {
+        Ok(RecordData::Other(Value::from(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<RecordData, E> {
+        Ok(RecordData::Other(Value::String(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<RecordData, E> {
+        Ok(RecordData::Other(Value::String(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<RecordData, E> {
+        Ok(RecordData::Other(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<RecordData, E> {
+        Ok(RecordData::Other(Value::Null))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_become_fields_in_order_and_the_rest_stays_a_value() {
+        let data: RecordData = serde_json::from_str(r#"{"b": 1, "a": [true], "b": 2}"#).unwrap();
+        assert_eq!(
+            data,
+            RecordData::Fields(vec![
+                ("b".into(), json!(1)),
+                ("a".into(), json!([true])),
+                ("b".into(), json!(2))
+            ])
+        );
+        assert_eq!(data.get("b"), Some(&json!(2)), "the last of a repeated name wins");
+        for other in [json!(null), json!(true), json!(-3), json!(2.5), json!("x"), json!([1, {"a": 2}])] {
+            let data: RecordData = serde_json::from_value(other.clone()).unwrap();
+            assert_eq!(data, RecordData::Other(other.clone()));
+            assert_eq!(data.to_value(), other);
+        }
+    }
+}
