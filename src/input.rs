@@ -3,8 +3,12 @@
 
 use crate::protocol::{parse_line, Incoming};
 use crate::redact::excerpt;
-use std::io::{BufRead, Read};
+use std::io::{BufRead, BufReader, Read};
 use tokio::sync::mpsc;
+
+/// Messages are handed over in chunks of up to this many (one wake-up of the pipeline per chunk,
+/// not per line); a chunk goes as soon as no more input is waiting, so a slow source is not held up.
+pub const CHUNK: usize = 64;
 
 /// The longest line accepted (a record far beyond anything Mailchimp can store); longer input is
 /// reported instead of exhausting memory.
@@ -24,16 +28,18 @@ pub enum InputEvent {
     },
 }
 
-/// Starts the reader thread. The channel closes at end of input.
-pub fn spawn_reader<R: BufRead + Send + 'static>(
-    mut reader: R,
+/// Starts the reader thread; `capacity` bounds the messages waiting in the channel. The channel
+/// closes at end of input.
+pub fn spawn_reader<R: Read + Send + 'static>(
+    mut reader: BufReader<R>,
     capacity: usize,
-) -> mpsc::Receiver<InputEvent> {
-    let (tx, rx) = mpsc::channel(capacity);
+) -> mpsc::Receiver<Vec<InputEvent>> {
+    let (tx, rx) = mpsc::channel((capacity / CHUNK).max(1));
     std::thread::Builder::new()
         .name("stdin-reader".into())
         .spawn(move || {
             let mut buf = Vec::with_capacity(BUFFER_BYTES);
+            let mut chunk = Vec::with_capacity(CHUNK);
             let mut line_no = 0u64;
             loop {
                 if buf.capacity() > BUFFER_BYTES {
@@ -43,37 +49,56 @@ pub fn spawn_reader<R: BufRead + Send + 'static>(
                 line_no += 1;
                 let limit = MAX_LINE_BYTES as u64 + 1;
                 let event = match (&mut reader).take(limit).read_until(b'\n', &mut buf) {
-                    Ok(0) => return,
+                    Ok(0) => None,
                     Ok(_) if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') => {
-                        InputEvent::Invalid {
+                        Some(InputEvent::Invalid {
                             line: line_no,
                             reason: format!("it is longer than {} MiB", MAX_LINE_BYTES >> 20),
                             excerpt: excerpt(&String::from_utf8_lossy(&buf[..200]), 80),
-                        }
+                        })
                     }
                     Ok(_) => {
                         let line = buf.trim_ascii();
                         if line.is_empty() {
-                            continue;
-                        }
-                        match parse_line(line) {
-                            Ok(message) => InputEvent::Message(message),
-                            Err(e) => InputEvent::Invalid {
-                                line: line_no,
-                                reason: e.0,
-                                excerpt: excerpt(&String::from_utf8_lossy(&line[..line.len().min(400)]), 80),
-                            },
+                            Some(InputEvent::Message(Incoming::Ignored))
+                        } else {
+                            Some(match parse_line(line) {
+                                Ok(message) => InputEvent::Message(message),
+                                Err(e) => InputEvent::Invalid {
+                                    line: line_no,
+                                    reason: e.0,
+                                    excerpt: excerpt(
+                                        &String::from_utf8_lossy(&line[..line.len().min(400)]),
+                                        80,
+                                    ),
+                                },
+                            })
                         }
                     }
-                    Err(e) => InputEvent::Invalid {
+                    Err(e) => Some(InputEvent::Invalid {
                         line: line_no,
                         reason: format!("standard input could not be read ({e})"),
                         excerpt: String::new(),
-                    },
+                    }),
                 };
-                let stop = matches!(event, InputEvent::Invalid { .. });
-                if tx.blocking_send(event).is_err() || stop {
-                    return;
+                let end = match event {
+                    None => true,
+                    Some(event) => {
+                        let stop = matches!(event, InputEvent::Invalid { .. });
+                        if !matches!(event, InputEvent::Message(Incoming::Ignored)) {
+                            chunk.push(event);
+                        }
+                        stop
+                    }
+                };
+                if end || chunk.len() >= CHUNK || (reader.buffer().is_empty() && !chunk.is_empty()) {
+                    if !chunk.is_empty() && tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
+                        return;
+                    }
+                    chunk.reserve(CHUNK);
+                    if end {
+                        return;
+                    }
                 }
             }
         })

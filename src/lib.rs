@@ -39,16 +39,16 @@ pub mod write;
 use cli::Command;
 use error::ConnectorError;
 use protocol::{connection_status, spec_message, trace_error, Output};
-use std::io::{BufRead, Write};
+use std::io::{BufReader, Read, Write};
 
 /// How many parsed messages may wait between the stdin reader and the pipeline.
 const INPUT_QUEUE: usize = 2048;
 
 /// Runs one command; returns the process exit code. Every failure is reported on `stdout` as the
 /// protocol expects (a FAILED status for check, a TRACE error for write).
-pub async fn run<R, W>(command: Command, stdin: R, stdout: W) -> i32
+pub async fn run<R, W>(command: Command, stdin: BufReader<R>, stdout: W) -> i32
 where
-    R: BufRead + Send + 'static,
+    R: Read + Send + 'static,
     W: Write,
 {
     let mut out = Output::new(stdout);
@@ -83,11 +83,11 @@ where
 async fn write<R, W>(
     config: &std::path::Path,
     catalog: &std::path::Path,
-    stdin: R,
+    stdin: BufReader<R>,
     out: &mut Output<W>,
 ) -> Result<(), ConnectorError>
 where
-    R: BufRead + Send + 'static,
+    R: Read + Send + 'static,
     W: Write,
 {
     let config = config::load(config)?;

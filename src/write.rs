@@ -127,7 +127,7 @@ impl<'a, W: Write> Writer<'a, W> {
     /// until `stop` delivers a signal's name (a second signal stops without waiting).
     pub async fn run(
         mut self,
-        mut input: mpsc::Receiver<InputEvent>,
+        mut input: mpsc::Receiver<Vec<InputEvent>>,
         mut stop: mpsc::Receiver<&'static str>,
     ) -> Result<(), ConnectorError> {
         let started = Instant::now();
@@ -166,17 +166,27 @@ impl<'a, W: Write> Writer<'a, W> {
                 }
                 Some(notice) = self.notices.recv() => self.out.log(notice.level, &notice.text),
                 Some(answer) = self.requests.next(), if !self.requests.is_empty() => self.complete(answer),
-                event = input.recv(), if input_open && self.in_flight.len() < self.window => match event {
-                    Some(InputEvent::Message(message)) => self.handle(message),
-                    Some(InputEvent::Invalid { line, reason, excerpt }) => {
-                        input_open = false;
-                        self.batcher.flush();
-                        input_failure = Some(ConnectorError::system(format!(
-                            "Input line {line} is not an Airbyte message: {reason}. Line {line} begins: {excerpt}. \
-                             The records before it were written and their states released; the source or \
-                             platform sent malformed data, so the sync stops here."
-                        )));
-                        Ok(())
+                chunk = input.recv(), if input_open && self.in_flight.len() < self.window => match chunk {
+                    Some(events) => {
+                        let mut handled = Ok(());
+                        for event in events {
+                            match event {
+                                InputEvent::Message(message) => handled = self.handle(message),
+                                InputEvent::Invalid { line, reason, excerpt } => {
+                                    input_open = false;
+                                    self.batcher.flush();
+                                    input_failure = Some(ConnectorError::system(format!(
+                                        "Input line {line} is not an Airbyte message: {reason}. Line {line} begins: \
+                                         {excerpt}. The records before it were written and their states released; \
+                                         the source or platform sent malformed data, so the sync stops here."
+                                    )));
+                                }
+                            }
+                            if handled.is_err() || !input_open {
+                                break;
+                            }
+                        }
+                        handled
                     }
                     None => {
                         input_open = false;

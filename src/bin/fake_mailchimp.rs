@@ -6,6 +6,10 @@ use destination_mailchimp::fake::{serve, FakeList, Shared};
 use std::io::Write;
 use std::time::Duration;
 
+/// mimalloc, as in the connector: load runs allocate many small values.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The key and audience of the offline demo (integration_tests/sample_config.json uses them).
 const DEMO_KEY: &str = "0123456789abcdef0123456789abcdef-us6";
 const DEMO_LIST: &str = "a1b2c3d4e5";
@@ -36,6 +40,9 @@ enum Command {
         /// Contacts that are already in the audience as unsubscribed (repeatable).
         #[arg(long = "unsubscribed")]
         unsubscribed: Vec<String>,
+        /// Keep every request's body in the request log (GET /_fake/requests); off for load runs.
+        #[arg(long)]
+        keep_request_bodies: bool,
     },
     /// Write N RECORD messages for the demo catalog's stream `crm.customers`, with a STATE every
     /// `state_every` records, to stdout (JSON lines, as a source would send them).
@@ -61,7 +68,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     match Cli::parse().command {
-        Command::Serve { addr, api_key, list_id, latency_ms, unsubscribed } => {
+        Command::Serve { addr, api_key, list_id, latency_ms, unsubscribed, keep_request_bodies } => {
             if !addr.ip().is_loopback() {
                 eprintln!("fake-mailchimp listens on loopback addresses only (got {addr})");
                 std::process::exit(2);
@@ -72,6 +79,7 @@ async fn main() -> std::io::Result<()> {
             }
             let shared = Shared::new(&api_key, vec![list]);
             *shared.latency.lock().expect("latency lock") = Duration::from_millis(latency_ms);
+            shared.keep_bodies.store(keep_request_bodies, std::sync::atomic::Ordering::SeqCst);
             let listener = tokio::net::TcpListener::bind(addr).await?;
             println!("MAILCHIMP_API_BASE_URL=http://{}/3.0", listener.local_addr()?);
             std::io::stdout().flush()?;

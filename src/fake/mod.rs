@@ -24,6 +24,8 @@ pub struct Shared {
     /// Extra delays for the next batch-subscribe requests, one per request in arrival order.
     pub batch_delays: Mutex<std::collections::VecDeque<Duration>>,
     pub requests: Mutex<Vec<RecordedRequest>>,
+    /// Whether the request log keeps each request's body (tests read them; load runs do not).
+    pub keep_bodies: std::sync::atomic::AtomicBool,
     pub faults: Mutex<faults::FaultProgram>,
     /// Requests in flight beyond this get 429, as Mailchimp's 10 simultaneous connections.
     pub connection_limit: AtomicUsize,
@@ -41,6 +43,7 @@ impl Shared {
             latency_jitter: Mutex::new(Duration::ZERO),
             batch_delays: Mutex::new(Default::default()),
             requests: Mutex::new(Vec::new()),
+            keep_bodies: std::sync::atomic::AtomicBool::new(true),
             faults: Mutex::new(Default::default()),
             connection_limit: AtomicUsize::new(server::CONNECTION_LIMIT),
             in_flight: AtomicUsize::new(0),

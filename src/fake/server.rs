@@ -70,32 +70,41 @@ async fn handle(
     } else {
         let is_batch = method == Method::POST && path.split('/').filter(|s| !s.is_empty()).count() == 3;
         fault = shared.faults.lock().expect("fault lock").take(is_batch);
-        let jitter = shared.latency_jitter.lock().expect("latency lock").mul_f64(fastrand::f64());
-        let mut latency = *shared.latency.lock().expect("latency lock") + jitter;
+        // The base latency is the time to the answer, work included (the work is done on arrival);
+        // jitter, per-batch delays and delay faults come on top, before the work, so that a delayed
+        // request is also carried out later.
+        let answer_at = tokio::time::Instant::now() + *shared.latency.lock().expect("latency lock");
+        let mut delay = shared.latency_jitter.lock().expect("latency lock").mul_f64(fastrand::f64());
         if is_batch {
-            latency += shared.batch_delays.lock().expect("latency lock").pop_front().unwrap_or_default();
+            delay += shared.batch_delays.lock().expect("latency lock").pop_front().unwrap_or_default();
         }
         if let Some(Fault::Delay { ms }) = fault {
-            latency += std::time::Duration::from_millis(ms);
+            delay += std::time::Duration::from_millis(ms);
         }
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
-        match &fault {
+        let response = match &fault {
             Some(f) if !f.applies_request() => fault_response(f),
             Some(Fault::ResetMidResponse) => {
                 let _applied = api(&shared, &method, &path, &query, &headers, &body);
                 reset_mid_response()
             }
             _ => api(&shared, &method, &path, &query, &headers, &body),
-        }
+        };
+        tokio::time::sleep_until(answer_at).await;
+        response
     };
     let status = response.status().as_u16();
     shared.requests.lock().expect("request log lock").push(RecordedRequest {
         method: method.to_string(),
         path,
         query,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        body: if shared.keep_bodies.load(Ordering::Relaxed) {
+            serde_json::from_slice(&body).unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        },
         status,
         fault: fault.map(|f| f.label()),
         received_ms,
@@ -117,6 +126,8 @@ fn api(
     }
     let Some(rest) = path.strip_prefix("/3.0") else { return not_found() };
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    // Parsed before the audience is locked, so that concurrent requests parse in parallel.
+    let parsed = (method == Method::POST).then(|| serde_json::from_slice::<Value>(body));
     let mut lists = shared.lists.lock().expect("audience lock");
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["ping"]) => json_response(StatusCode::OK, json!({"health_status": "Everything's Chimpy!"})),
@@ -140,7 +151,7 @@ fn api(
         }
         ("POST", ["lists", id]) => {
             let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
-            let Ok(body) = serde_json::from_slice::<Value>(body) else {
+            let Some(Ok(body)) = parsed else {
                 return problem(
                     StatusCode::BAD_REQUEST,
                     "JSON Parse Exception",
@@ -148,7 +159,29 @@ fn api(
                 );
             };
             let skip = query.split('&').any(|p| p == "skip_merge_validation=true");
-            match list.batch_subscribe(&body, skip) {
+            // Partial responses, as for every endpoint: `exclude_fields=new_members,updated_members`.
+            let excluded: Vec<String> = query
+                .split('&')
+                .filter_map(|p| p.strip_prefix("exclude_fields="))
+                .flat_map(|v| {
+                    v.replace("%2C", ",")
+                        .replace("%2c", ",")
+                        .split(',')
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|s| !s.is_empty())
+                .collect();
+            let members_in_answer = !excluded.iter().any(|f| f == "new_members")
+                || !excluded.iter().any(|f| f == "updated_members");
+            match list.batch_subscribe(&body, skip, members_in_answer).map(|mut answer| {
+                if let Some(object) = answer.as_object_mut() {
+                    for field in &excluded {
+                        object.remove(field);
+                    }
+                }
+                answer
+            }) {
                 Ok(answer) => json_response(StatusCode::OK, answer),
                 Err(rejection) => {
                     let errors: Vec<Value> =
@@ -277,7 +310,11 @@ fn admin(shared: &Shared, method: &Method, rest: &str, body: &[u8]) -> Response 
         ("GET", ["lists", id, "members"]) => {
             let lists = shared.lists.lock().expect("audience lock");
             match lists.iter().find(|l| l.id == *id) {
-                Some(list) => json_response(StatusCode::OK, json!(list.members.values().collect::<Vec<_>>())),
+                Some(list) => {
+                    let mut members: Vec<_> = list.members.values().collect();
+                    members.sort_by_key(|m| m.email_address.to_lowercase());
+                    json_response(StatusCode::OK, json!(members))
+                }
                 None => not_found(),
             }
         }
@@ -298,6 +335,19 @@ fn admin(shared: &Shared, method: &Method, rest: &str, body: &[u8]) -> Response 
             }
             _ => problem(StatusCode::BAD_REQUEST, "Invalid Resource", "The limit must be a positive number."),
         },
+        ("GET", ["stats"]) => json_response(
+            StatusCode::OK,
+            json!({
+                "requests": shared.requests.lock().expect("request log lock").len(),
+                "in_flight": shared.in_flight.load(Ordering::SeqCst),
+                "peak_in_flight": shared.peak_in_flight.load(Ordering::SeqCst),
+                "connection_limit": shared.connection_limit.load(Ordering::SeqCst),
+            }),
+        ),
+        ("PUT", ["request-bodies", keep]) => {
+            shared.keep_bodies.store(*keep == "keep", Ordering::SeqCst);
+            json_response(StatusCode::OK, json!({"keep_request_bodies": *keep == "keep"}))
+        }
         ("GET", ["requests"]) => {
             let requests = shared.requests.lock().expect("request log lock");
             json_response(StatusCode::OK, json!(*requests))

@@ -1,8 +1,9 @@
 //! The connection budget: how many requests may be in flight, lowered on 429 and raised again
-//! slowly after successes (additive increase, multiplicative decrease).
+//! slowly after successes (additive increase, multiplicative decrease). Waiting requests get
+//! their turn first come, first served.
 
 use std::sync::Mutex;
-use tokio::sync::Notify;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Mailchimp allows 10 simultaneous connections per user; the budget never exceeds it.
 pub const MAILCHIMP_CONNECTION_LIMIT: usize = 10;
@@ -13,6 +14,11 @@ const SUCCESSES_PER_STEP: f64 = 2.0;
 struct Inner {
     /// The current allowance; whole requests are `floor(limit)`, never below one.
     limit: f64,
+    /// Permits that exist now (free in the semaphore or held by a request): `allowed(limit)` minus
+    /// `debt`.
+    granted: usize,
+    /// Permits still to be withdrawn after a decrease: held ones are forgotten as they come back.
+    debt: usize,
     in_flight: usize,
     /// Bumped at each decrease, so that one burst of 429s halves the allowance only once.
     epoch: u64,
@@ -23,7 +29,7 @@ struct Inner {
 pub struct ConnectionBudget {
     max: usize,
     inner: Mutex<Inner>,
-    freed: Notify,
+    permits: Semaphore,
 }
 
 /// A change of the allowance worth telling the user about.
@@ -36,6 +42,7 @@ pub enum Change {
 /// One request's place in the budget; dropping it frees the place.
 pub struct Slot<'a> {
     budget: &'a ConnectionBudget,
+    permit: Option<SemaphorePermit<'a>>,
     epoch: u64,
 }
 
@@ -44,26 +51,17 @@ impl ConnectionBudget {
         let max = max.clamp(1, MAILCHIMP_CONNECTION_LIMIT);
         Self {
             max,
-            inner: Mutex::new(Inner { limit: max as f64, in_flight: 0, epoch: 0 }),
-            freed: Notify::new(),
+            inner: Mutex::new(Inner { limit: max as f64, granted: max, debt: 0, in_flight: 0, epoch: 0 }),
+            permits: Semaphore::new(max),
         }
     }
 
-    /// Waits until a request may start.
+    /// Waits until a request may start; waiting requests are served in the order they asked.
     pub async fn acquire(&self) -> Slot<'_> {
-        loop {
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            {
-                let mut inner = self.lock();
-                if inner.in_flight < allowed(inner.limit) {
-                    inner.in_flight += 1;
-                    return Slot { budget: self, epoch: inner.epoch };
-                }
-            }
-            freed.await;
-        }
+        let permit = self.permits.acquire().await.expect("the budget's semaphore is never closed");
+        let mut inner = self.lock();
+        inner.in_flight += 1;
+        Slot { budget: self, permit: Some(permit), epoch: inner.epoch }
     }
 
     /// Mailchimp said too many requests: halve the allowance, once per burst.
@@ -76,7 +74,14 @@ impl ConnectionBudget {
         inner.limit = (inner.limit / 2.0).max(1.0);
         inner.epoch += 1;
         let after = allowed(inner.limit);
-        (after < before).then_some(Change::Lowered { to: after })
+        if after >= before {
+            return None;
+        }
+        let withdraw = inner.granted - after;
+        let forgotten = self.permits.forget_permits(withdraw);
+        inner.debt += withdraw - forgotten;
+        inner.granted = after;
+        Some(Change::Lowered { to: after })
     }
 
     /// A request succeeded: grow the allowance by one request per `SUCCESSES_PER_STEP` allowances' worth
@@ -86,12 +91,16 @@ impl ConnectionBudget {
         let before = allowed(inner.limit);
         inner.limit = (inner.limit + 1.0 / (SUCCESSES_PER_STEP * inner.limit)).min(self.max as f64);
         let after = allowed(inner.limit);
-        drop(inner);
-        if after > before {
-            self.freed.notify_waiters();
-            return Some(Change::Raised { to: after });
+        if after <= before {
+            return None;
         }
-        None
+        let mut add = after - inner.granted;
+        let repaid = add.min(inner.debt);
+        inner.debt -= repaid;
+        add -= repaid;
+        inner.granted = after;
+        self.permits.add_permits(add);
+        Some(Change::Raised { to: after })
     }
 
     /// Requests in flight now.
@@ -115,8 +124,15 @@ impl ConnectionBudget {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.budget.lock().in_flight -= 1;
-        self.budget.freed.notify_waiters();
+        let mut inner = self.budget.lock();
+        inner.in_flight -= 1;
+        if let Some(permit) = self.permit.take() {
+            if inner.debt > 0 {
+                // The allowance was lowered while this request ran: its permit is withdrawn.
+                inner.debt -= 1;
+                permit.forget();
+            }
+        }
     }
 }
 
@@ -157,6 +173,21 @@ mod tests {
         assert!((50..=70).contains(&successes), "{successes} successes to recover");
         budget.succeeded();
         assert_eq!(budget.current(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_lowered_allowance_holds_even_for_requests_already_running() {
+        let budget = ConnectionBudget::new(8);
+        let slots: Vec<Slot<'_>> = futures::future::join_all((0..8).map(|_| budget.acquire())).await;
+        budget.overloaded(&slots[0]);
+        drop(slots);
+        // Four permits were withdrawn as the eight requests finished: only four can start now.
+        assert_eq!(budget.permits.available_permits(), 4);
+        assert_eq!(budget.in_flight(), 0);
+        for _ in 0..200 {
+            budget.succeeded();
+        }
+        assert_eq!(budget.permits.available_permits(), 8, "raised back to the maximum");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
