@@ -109,7 +109,7 @@ fn pass(lines: &[Vec<u8>], mapper: &mut Mapper, stage: Stage) -> (usize, usize) 
         }
         let stream = mapper.resolve_stream(&record.stream).expect("the stream is in the catalog");
         let tally = ledger.tally_for(&stream);
-        let member = match mapper.map(&stream, &record.data) {
+        let member = match mapper.map(&stream, record.data) {
             Mapped::Member(member) => member,
             Mapped::Rejected(reason) => panic!("unexpected rejection: {reason}"),
         };

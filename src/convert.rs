@@ -69,6 +69,23 @@ pub fn attribute_value(name: &str, value: &Value) -> Converted {
     Ok(Some(converted))
 }
 
+/// Merge-field types whose value is plain text (sent as the record's string, possibly cut).
+pub fn is_text_kind(kind: &str) -> bool {
+    !matches!(kind, "number" | "date" | "birthday" | "address" | "radio" | "dropdown")
+}
+
+/// A string for a text-kind merge field, moved rather than copied: the same result as
+/// [`merge_value`] gives for a string.
+pub fn text_value(kind: &str, text: String) -> Option<Value> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    Some(Value::String(match kind {
+        "phone" | "zip" | "url" | "imageurl" => text,
+        _ => truncate(text, TEXT_LIMIT),
+    }))
+}
+
 fn is_blank(value: &Value) -> bool {
     match value {
         Value::Null => true,
@@ -242,6 +259,21 @@ fn location(value: &Value) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moving_text_gives_what_converting_it_gives() {
+        let long = "é".repeat(300);
+        for kind in ["text", "phone", "zip", "url", "imageurl", "some_new_kind"] {
+            assert!(is_text_kind(kind));
+            for text in ["Ada", "  ", "", " padded ", long.as_str()] {
+                let expected = merge_value(kind, &json!({}), &json!(text)).unwrap();
+                assert_eq!(text_value(kind, text.to_string()), expected, "{kind}: {text:?}");
+            }
+        }
+        for kind in ["number", "date", "birthday", "address", "radio", "dropdown"] {
+            assert!(!is_text_kind(kind));
+        }
+    }
 
     fn merge(kind: &str, options: Value, value: Value) -> Converted {
         merge_value(kind, &options, &value)

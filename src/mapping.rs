@@ -209,8 +209,8 @@ impl Mapper {
     }
 
     /// Maps one record of a resolved catalog stream.
-    pub fn map(&mut self, stream: &StreamKey, data: &RecordData) -> Mapped {
-        let Some(fields) = data.fields() else {
+    pub fn map(&mut self, stream: &StreamKey, data: RecordData) -> Mapped {
+        let RecordData::Fields(fields) = data else {
             return Mapped::Rejected("the record's data is not a JSON object".into());
         };
         // The plan is lent out while the record is mapped (mapping may add fields to it).
@@ -225,18 +225,20 @@ impl Mapper {
         mapped
     }
 
+    /// Maps a record's fields, taking their values (text moves into the member without a copy).
     fn map_fields(
         &mut self,
         stream: &StreamKey,
         plan: &mut StreamPlan,
-        fields: &[(String, Value)],
+        mut fields: Vec<(String, Value)>,
     ) -> Mapped {
-        let (email_field, email_value) =
-            match find_email(fields, self.email_field.as_deref(), plan.key_field.as_deref()) {
-                Ok(found) => found,
-                Err(reason) => return Mapped::Rejected(reason),
-            };
-        let email = match email_value {
+        let at = match find_email(&fields, self.email_field.as_deref(), plan.key_field.as_deref()) {
+            Ok(at) => at,
+            Err(reason) => return Mapped::Rejected(reason),
+        };
+        let email_field = std::mem::take(&mut fields[at].0);
+        let email = match std::mem::take(&mut fields[at].1) {
+            Value::String(s) if s.trim().len() == s.len() => s,
             Value::String(s) => s.trim().to_string(),
             Value::Null => return Mapped::Rejected(format!("the email field '{email_field}' is null")),
             _ => return Mapped::Rejected(format!("the email field '{email_field}' is not a string")),
@@ -246,7 +248,6 @@ impl Mapper {
                 "the email field '{email_field}' does not hold an email address"
             ));
         }
-        let email_field = email_field.to_string();
 
         let mut member = Member {
             key: email_key(&email),
@@ -256,18 +257,18 @@ impl Mapper {
             tags: self.config_tags.clone(),
             attributes: Map::new(),
         };
-        for (name, value) in fields {
-            if *name == email_field {
+        for (i, (name, value)) in fields.into_iter().enumerate() {
+            if i == at || name == email_field {
                 continue;
             }
             if name == "tags" {
-                add_record_tags(&mut member.tags, value);
+                add_record_tags(&mut member.tags, &value);
                 continue;
             }
-            let target = match plan.targets.get(name) {
+            let target = match plan.targets.get(&name) {
                 Some(target) => *target,
                 None => {
-                    let target = self.target_for(name);
+                    let target = self.target_for(&name);
                     if target != Target::Ignored {
                         self.discovered.push(format!(
                             "Stream '{stream}': field '{name}' (not in the catalog's schema) → {}.",
@@ -278,15 +279,28 @@ impl Mapper {
                     target
                 }
             };
+            // Text moves into the member without a copy.
+            let value = match (target, value) {
+                (Target::Merge(i), Value::String(text))
+                    if convert::is_text_kind(&self.merge_fields[i].kind) =>
+                {
+                    let field = &self.merge_fields[i];
+                    if let Some(v) = convert::text_value(&field.kind, text) {
+                        member.merge_fields.insert(field.tag.clone(), v);
+                    }
+                    continue;
+                }
+                (_, value) => value,
+            };
             let converted = match target {
                 Target::Ignored => continue,
                 Target::Merge(i) => {
                     let field = &self.merge_fields[i];
-                    convert::merge_value(&field.kind, &field.options, value)
+                    convert::merge_value(&field.kind, &field.options, &value)
                         .map(|v| v.map(|v| (field.tag.clone(), v)))
                 }
                 Target::Attribute(a) => {
-                    convert::attribute_value(a, value).map(|v| v.map(|v| (a.to_string(), v)))
+                    convert::attribute_value(a, &value).map(|v| v.map(|v| (a.to_string(), v)))
                 }
             };
             match (converted, target) {
@@ -297,7 +311,7 @@ impl Mapper {
                     member.attributes.insert(key, v);
                 }
                 (Ok(None), _) => {}
-                (Err(reason), _) => self.count_drop(stream, name, target, value, reason),
+                (Err(reason), _) => self.count_drop(stream, &name, target, &value, reason),
             }
         }
         Mapped::Member(member)
@@ -407,24 +421,25 @@ fn normalize(name: &str) -> String {
 }
 
 /// Finds the email: the configured field, else `email_address`/`email` (any case), else a one-field primary key.
-fn find_email<'a>(
-    fields: &'a [(String, Value)],
-    configured: Option<&'a str>,
-    key_field: Option<&'a str>,
-) -> Result<(&'a str, &'a Value), String> {
-    // The last of a repeated field name wins, as in a JSON object read into a map.
-    let named = |name: &str| fields.iter().rev().find(|(k, _)| k == name).map(|(k, v)| (k.as_str(), v));
+/// Where the record's email is: the configured field, else `email_address` or `email` (any case),
+/// else a one-field primary key. A repeated name: the last one wins, as in a JSON object.
+fn find_email(
+    fields: &[(String, Value)],
+    configured: Option<&str>,
+    key_field: Option<&str>,
+) -> Result<usize, String> {
+    let named = |name: &str| fields.iter().rposition(|(k, _)| k == name);
     if let Some(name) = configured {
         return named(name)
             .ok_or_else(|| format!("the record has no '{name}' field (the configured email field)"));
     }
     for wanted in ["email_address", "email"] {
-        if let Some((k, v)) = fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(wanted)) {
-            return Ok((k.as_str(), v));
+        if let Some(at) = fields.iter().position(|(k, _)| k.eq_ignore_ascii_case(wanted)) {
+            return Ok(at);
         }
     }
-    if let Some(found) = key_field.and_then(named) {
-        return Ok(found);
+    if let Some(at) = key_field.and_then(named) {
+        return Ok(at);
     }
     Err("the record has no email field (email_address, email, or a one-field primary key); set email_field"
         .into())
@@ -498,7 +513,7 @@ mod tests {
     fn maps_email_merge_fields_and_tags() {
         let mut m = default_mapper();
         let data = json!({"Email": "  Ada@Math.org ", "fname": "Ada", "LName": null, "score": 7, "x": 1, "tags": ["b", "vip"]});
-        let Mapped::Member(member) = m.map(&users(), &data.clone().into()) else { panic!() };
+        let Mapped::Member(member) = m.map(&users(), data.clone().into()) else { panic!() };
         assert_eq!(member.email_address, "Ada@Math.org");
         assert_eq!(member.key, email_key("ada@math.org"));
         assert_eq!(Value::Object(member.merge_fields.clone()), json!({"FNAME": "Ada", "SCORE": 7}));
@@ -514,15 +529,14 @@ mod tests {
     #[test]
     fn prefers_email_address_then_email_then_single_primary_key() {
         let mut m = default_mapper();
-        let Mapped::Member(a) =
-            m.map(&users(), &json!({"email": "x@y.io", "EMAIL_ADDRESS": "z@y.io"}).into())
+        let Mapped::Member(a) = m.map(&users(), json!({"email": "x@y.io", "EMAIL_ADDRESS": "z@y.io"}).into())
         else {
             panic!()
         };
         assert_eq!(a.email_address, "z@y.io");
-        let Mapped::Member(b) = m.map(&users(), &json!({"id": "pk@y.io"}).into()) else { panic!() };
+        let Mapped::Member(b) = m.map(&users(), json!({"id": "pk@y.io"}).into()) else { panic!() };
         assert_eq!(b.email_address, "pk@y.io");
-        let Mapped::Member(c) = m.map(&users(), &json!({"email": "x@y.io", "tags": "p, q ,"}).into()) else {
+        let Mapped::Member(c) = m.map(&users(), json!({"email": "x@y.io", "tags": "p, q ,"}).into()) else {
             panic!()
         };
         assert_eq!(c.tags, vec!["crm", "vip", "p", "q"]);
@@ -534,12 +548,12 @@ mod tests {
             json!({"api_key": "k-us1", "list_id": "l", "email_field": "work"}),
             json!({"streams": [{"stream": {"name": "users"}, "destination_sync_mode": "append_dedup"}]}),
         );
-        let Mapped::Member(a) = m.map(&users(), &json!({"email": "x@y.io", "work": "w@y.io"}).into()) else {
+        let Mapped::Member(a) = m.map(&users(), json!({"email": "x@y.io", "work": "w@y.io"}).into()) else {
             panic!()
         };
         assert_eq!(a.email_address, "w@y.io");
         assert!(
-            matches!(m.map(&users(), &json!({"email": "x@y.io"}).into()), Mapped::Rejected(r) if r.contains("'work'"))
+            matches!(m.map(&users(), json!({"email": "x@y.io"}).into()), Mapped::Rejected(r) if r.contains("'work'"))
         );
     }
 
@@ -555,7 +569,7 @@ mod tests {
             json!({"email": "  "}),
             json!([1]),
         ] {
-            assert!(matches!(m.map(&users(), &data.clone().into()), Mapped::Rejected(_)), "{data}");
+            assert!(matches!(m.map(&users(), data.clone().into()), Mapped::Rejected(_)), "{data}");
         }
     }
 
@@ -576,7 +590,7 @@ mod tests {
         .unwrap();
         let mut m = Mapper::new(&config, &catalog, &fields).unwrap();
         let data = json!({"email": "a@b.io", "nick": "Ada", "first_name": "Augusta", "Last Name": "King", "dob": "1815-12-10", "vip": "yes", "plan": "pro", "shoe": 9});
-        let Mapped::Member(member) = m.map(&users(), &data.clone().into()) else { panic!() };
+        let Mapped::Member(member) = m.map(&users(), data.clone().into()) else { panic!() };
         assert_eq!(
             Value::Object(member.merge_fields),
             json!({"FNAME": "Ada", "LNAME": "King", "BIRTHDAY": "12/10", "MMERGE9": "Pro"})
@@ -594,7 +608,7 @@ mod tests {
         );
 
         let bad = json!({"email": "b@b.io", "dob": "someday", "plan": "Gold"});
-        assert!(matches!(m.map(&users(), &bad.clone().into()), Mapped::Member(_)));
+        assert!(matches!(m.map(&users(), bad.clone().into()), Mapped::Member(_)));
         let dropped = m.dropped_values();
         assert_eq!(dropped.len(), 2);
         assert!(dropped[0].contains("field 'dob' → BIRTHDAY: 1 value(s)"), "{dropped:?}");

@@ -62,7 +62,11 @@ pub struct ParseError(pub String);
 
 /// Parses one stdin line. Unknown fields and explicit nulls are accepted.
 pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
-    let envelope: Envelope = serde_json::from_slice(line).map_err(|e| {
+    // One UTF-8 check of the whole line (fast), then a parser that need not check each string.
+    let text = std::str::from_utf8(line).map_err(|e| {
+        ParseError(format!("it is not valid UTF-8 (invalid bytes after byte {})", e.valid_up_to()))
+    })?;
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
         let starts_as_object = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if e.is_data() && !starts_as_object {
             ParseError("it is not a JSON object".to_string())

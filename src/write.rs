@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::error::ConnectorError;
 use crate::input::InputEvent;
 use crate::ledger::{Ledger, PendingState};
+use crate::mailchimp::budget::Reservation;
 use crate::mailchimp::client::{Client, Notice};
 use crate::mailchimp::model::BatchResponse;
 use crate::mapping::{email_key, EmailKey, Mapped, Mapper};
@@ -33,6 +34,12 @@ pub const STOP_GRACE: Duration = Duration::from_secs(25);
 /// A batch's answer; `None` when the sync stopped before the batch was sent.
 type Answer = Result<Option<BatchResponse>, ConnectorError>;
 type RequestTask = JoinHandle<Answer>;
+
+/// A batch's place in the connection queue, taken when the batch is built.
+enum Ticket {
+    Held(Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>),
+    Queued(Reservation),
+}
 
 /// A batch sent to Mailchimp, waiting for its answer in the in-order queue.
 struct InFlight {
@@ -272,7 +279,7 @@ impl<'a, W: Write> Writer<'a, W> {
                     return Ok(());
                 }
                 let tally = self.ledger.tally_for(&record.stream);
-                let mapped = self.mapper.map(&record.stream, &record.data);
+                let mapped = self.mapper.map(&record.stream, record.data);
                 for line in self.mapper.take_discovered() {
                     self.out.log(Level::Info, &line)?;
                 }
@@ -334,12 +341,28 @@ impl<'a, W: Write> Writer<'a, W> {
             self.pending_emails.insert(entry.member.key, (seq, done_rx.clone()));
         }
 
+        // A batch that waits for no earlier one takes its place in the connection queue now, so
+        // that batches are sent in the order they were built (and their states come back sooner).
+        let ticket = earlier.is_empty().then(|| {
+            let mut queued = self.client.budget().reserve();
+            let mut context = std::task::Context::from_waker(futures::task::noop_waker_ref());
+            match std::future::Future::poll(queued.as_mut(), &mut context) {
+                std::task::Poll::Ready(permit) => Ticket::Held(permit),
+                std::task::Poll::Pending => Ticket::Queued(queued),
+            }
+        });
         let client = Arc::clone(&self.client);
         self.requests.push_back(tokio::spawn(async move {
             for (_, mut done) in earlier {
                 let _ = done.wait_for(|answered| *answered).await;
             }
-            let answer = client.batch_subscribe(bytes::Bytes::from(body)).await;
+            let first = match ticket {
+                Some(Ticket::Held(permit)) => Some(permit),
+                Some(Ticket::Queued(queued)) => Some(queued.await),
+                None => None,
+            }
+            .map(|permit| permit.expect("the budget's semaphore is never closed"));
+            let answer = client.batch_subscribe(bytes::Bytes::from(body), first).await;
             let _ = done_tx.send(true);
             answer
         }));

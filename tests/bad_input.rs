@@ -72,7 +72,7 @@ fn invalid_utf8_fails_like_any_malformed_line() {
     let at = bad.windows(2).position(|w| w == b"AB").unwrap();
     bad[at] = 0xff;
     bad[at + 1] = 0xfe;
-    let message = assert_fails_at_line_3(&bad, "it is not valid JSON");
+    let message = assert_fails_at_line_3(&bad, "it is not valid UTF-8 (invalid bytes after byte ");
     assert!(
         message.contains('\u{fffd}'),
         "the excerpt shows the bad bytes as replacement characters: {message}"

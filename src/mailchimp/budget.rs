@@ -2,8 +2,13 @@
 //! slowly after successes (additive increase, multiplicative decrease). Waiting requests get
 //! their turn first come, first served.
 
-use std::sync::Mutex;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+
+/// A place in the queue for a connection, taken now and awaited later.
+pub type Reservation = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
 
 /// Mailchimp allows 10 simultaneous connections per user; the budget never exceeds it.
 pub const MAILCHIMP_CONNECTION_LIMIT: usize = 10;
@@ -29,7 +34,7 @@ struct Inner {
 pub struct ConnectionBudget {
     max: usize,
     inner: Mutex<Inner>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 /// A change of the allowance worth telling the user about.
@@ -42,7 +47,7 @@ pub enum Change {
 /// One request's place in the budget; dropping it frees the place.
 pub struct Slot<'a> {
     budget: &'a ConnectionBudget,
-    permit: Option<SemaphorePermit<'a>>,
+    permit: Option<OwnedSemaphorePermit>,
     epoch: u64,
 }
 
@@ -52,13 +57,25 @@ impl ConnectionBudget {
         Self {
             max,
             inner: Mutex::new(Inner { limit: max as f64, granted: max, debt: 0, in_flight: 0, epoch: 0 }),
-            permits: Semaphore::new(max),
+            permits: Arc::new(Semaphore::new(max)),
         }
     }
 
     /// Waits until a request may start; waiting requests are served in the order they asked.
     pub async fn acquire(&self) -> Slot<'_> {
-        let permit = self.permits.acquire().await.expect("the budget's semaphore is never closed");
+        let permit =
+            self.permits.clone().acquire_owned().await.expect("the budget's semaphore is never closed");
+        self.slot(permit)
+    }
+
+    /// A place in the queue: the order of reservations is the order of service once each has been
+    /// polled (the writer polls it once as it builds the batch).
+    pub fn reserve(&self) -> Reservation {
+        Box::pin(self.permits.clone().acquire_owned())
+    }
+
+    /// Turns a permit obtained from a reservation into a slot.
+    pub fn slot(&self, permit: OwnedSemaphorePermit) -> Slot<'_> {
         let mut inner = self.lock();
         inner.in_flight += 1;
         Slot { budget: self, permit: Some(permit), epoch: inner.epoch }

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Mailchimp cancels calls after 120 s; waiting longer is pointless.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -138,14 +139,19 @@ impl Client {
 
     /// `POST /lists/{id}` with a prepared JSON body (members plus `update_existing: true`).
     /// `None` when the client was closed before the batch could be sent.
-    pub async fn batch_subscribe(&self, body: bytes::Bytes) -> Result<Option<BatchResponse>, ConnectorError> {
+    /// `first`, when given, is the connection the first attempt uses (reserved in input order).
+    pub async fn batch_subscribe(
+        &self,
+        body: bytes::Bytes,
+        first: Option<OwnedSemaphorePermit>,
+    ) -> Result<Option<BatchResponse>, ConnectorError> {
         // Only the totals and the errors are read: leaving the member objects out of the answer
         // (Mailchimp's partial responses) saves transfer and parsing on both sides.
         let mut path = format!("/lists/{}?exclude_fields=new_members,updated_members", self.list_path_id());
         if self.skip_merge_validation {
             path.push_str("&skip_merge_validation=true");
         }
-        self.call_unless_closed(Call::BatchSubscribe, Method::POST, path, Some(body)).await
+        self.call_unless_closed(Call::BatchSubscribe, Method::POST, path, Some(body), first).await
     }
 
     fn list_path_id(&self) -> String {
@@ -160,7 +166,7 @@ impl Client {
         path: String,
         body: Option<bytes::Bytes>,
     ) -> Result<T, ConnectorError> {
-        match self.call_unless_closed(call, method, path, body).await? {
+        match self.call_unless_closed(call, method, path, body, None).await? {
             Some(value) => Ok(value),
             None => Err(ConnectorError::system(format!("{} was cancelled.", capitalized(call_name(call))))),
         }
@@ -173,11 +179,15 @@ impl Client {
         method: Method,
         path: String,
         body: Option<bytes::Bytes>,
+        mut first: Option<OwnedSemaphorePermit>,
     ) -> Result<Option<T>, ConnectorError> {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
-            let slot = self.budget.acquire().await;
+            let slot = match first.take() {
+                Some(permit) => self.budget.slot(permit),
+                None => self.budget.acquire().await,
+            };
             if attempt == 0 && self.closed.load(Ordering::SeqCst) {
                 return Ok(None);
             }
