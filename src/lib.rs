@@ -90,10 +90,13 @@ where
     R: Read + Send + 'static,
     W: Write,
 {
+    // Listening from the start: a signal that comes while the audience is read still ends the
+    // sync with a TRACE instead of killing the process.
+    let stop = stop_signals();
     let config = config::load(config)?;
     let catalog = catalog::load(catalog)?;
     let writer = write::Writer::connect(&config, &catalog, out).await?;
-    writer.run(input::spawn_reader(stdin, INPUT_QUEUE), stop_signals()).await
+    writer.run(input::spawn_reader(stdin, INPUT_QUEUE), stop).await
 }
 
 /// Delivers the name of each SIGTERM or SIGINT the process receives.

@@ -90,8 +90,9 @@ impl<'a, W: Write> Writer<'a, W> {
     ) -> Result<Self, ConnectorError> {
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let client = Client::new(config)?.with_notices(notices_tx);
-        let list = client.list().await?;
-        let merge_fields = client.merge_fields().await?;
+        // Both reads at once: a sync starts one request latency sooner.
+        let (list, merge_fields) = tokio::join!(client.list(), client.merge_fields());
+        let (list, merge_fields) = (list?, merge_fields?);
         let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
         out.log(
             Level::Info,

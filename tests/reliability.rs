@@ -326,7 +326,8 @@ fn sigterm_finishes_the_requests_in_flight_releases_their_states_and_fails_trans
     stdin.flush().unwrap();
     // Wait (liveness bound only) until two batches are being answered, then stop the sync.
     let waited = std::time::Instant::now();
-    while fake.in_flight() < 2 {
+    let audience_read = || fake.requests().iter().filter(|r| r.method == "GET").count() == 2;
+    while !audience_read() || fake.in_flight() < 2 {
         assert!(waited.elapsed() < Duration::from_secs(60), "the batches never reached the fake");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -354,4 +355,31 @@ fn sigterm_finishes_the_requests_in_flight_releases_their_states_and_fails_trans
     assert!(message.starts_with("The sync was stopped by SIGTERM"), "{message}");
     assert!(message.contains(&format!("{answered} states were saved")), "{message}");
     assert!(run_logs_mention(&lines, "Received SIGTERM"), "the stop is logged");
+}
+
+#[test]
+fn sigterm_while_the_audience_is_read_still_ends_with_a_trace() {
+    let fake = fake();
+    fake.set_latency(Duration::from_millis(3000));
+    let files = Files::new(&config(json!({})), &catalog(vec![stream("users", None, "append_dedup")]));
+    let mut child =
+        spawn(&["write", "--config", &files.config(), "--catalog", &files.catalog()], Some(&fake.base_url()));
+    let waited = std::time::Instant::now();
+    while fake.in_flight() == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(60), "the connector never asked for the audience");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed =
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    drop(child.stdin.take());
+    let lines: Vec<Value> = lines_of(&mut child).map(|l| parse_protocol_line(&l)).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(1), "not killed by the signal: {lines:?}");
+    let traces: Vec<&Value> = lines.iter().filter(|m| m["type"] == "TRACE").collect();
+    assert_eq!(traces.len(), 1);
+    assert!(traces[0]["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("The sync was stopped by SIGTERM"));
+    assert!(lines.iter().all(|m| m["type"] != "STATE"));
 }
