@@ -11,7 +11,7 @@ use crate::mailchimp::budget::Reservation;
 use crate::mailchimp::client::{Client, Notice};
 use crate::mailchimp::model::BatchResponse;
 use crate::mapping::{email_key, EmailKey, Mapped, Mapper};
-use crate::progress::{rate, Progress, Snapshot, PROGRESS_EVERY};
+use crate::progress::{rate, thousands, Progress, Snapshot, PROGRESS_EVERY};
 use crate::protocol::{state_echo, state_scope, Incoming, Level, Output, StreamKey};
 use crate::redact::{mask_email, mask_emails_in};
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -474,10 +474,10 @@ impl<'a, W: Write> Writer<'a, W> {
              rejected",
             elapsed.as_secs_f64(),
             rate(self.totals.records, elapsed),
-            self.totals.records,
-            self.totals.created,
-            self.totals.updated,
-            rejected
+            thousands(self.totals.records),
+            thousands(self.totals.created),
+            thousands(self.totals.updated),
+            thousands(rejected)
         );
         if rejected > 0 {
             let reasons: Vec<String> =
