@@ -47,8 +47,9 @@ if podman pull -q docker.io/library/debian:bookworm-slim >/dev/null 2>&1 &&
   echo "Base images pulled from Docker Hub."
 else
   echo "No registry reachable: building local stand-ins for the base images (the first time takes a few minutes)…"
-  build_args+=(--build-arg "RUNTIME_IMAGE=$(stand_in runtime ca-certificates,passwd)")
-  build_args+=(--build-arg "BUILDER_IMAGE=$(stand_in builder ca-certificates,gcc,libc6-dev)")
+  runtime_image=$(stand_in runtime ca-certificates,passwd)
+  builder_image=$(stand_in builder ca-certificates,gcc,libc6-dev)
+  build_args+=(--build-arg "RUNTIME_IMAGE=$runtime_image" --build-arg "BUILDER_IMAGE=$builder_image")
 fi
 
 echo "Building $image from the Dockerfile…"
