@@ -156,3 +156,16 @@ fn the_invalid_config_of_the_acceptance_tests_fails_check_with_exit_code_0() {
     assert_eq!(run.lines.len(), 1);
     assert_eq!(run.lines[0]["connectionStatus"]["status"], "FAILED");
 }
+
+#[test]
+fn the_output_check_rejects_lines_that_are_not_valid_messages() {
+    for bad in [
+        r#"{"type":"CONNECTION_STATUS","connectionStatus":{"status":"OK"}}"#,
+        r#"{"type":"RECORD","record":{"stream":"s","data":{}}}"#,
+        r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"stream_states":[]},"destinationStats":{"recordCount":"1"}}}"#,
+        r#"{"type":"LOG"}"#,
+    ] {
+        assert!(std::panic::catch_unwind(|| parse_protocol_line(bad)).is_err(), "accepted: {bad}");
+    }
+    parse_protocol_line(r#"{"type":"LOG","log":{"level":"INFO","message":"ok"}}"#);
+}

@@ -152,13 +152,46 @@ pub fn run_bytes(args: &[&str], input: Vec<u8>, base_url: Option<&str>) -> Run {
     let lines = stdout.lines().map(parse_protocol_line).collect();
     assert_no_secret(&stdout, &stderr);
     assert!(!stderr.contains("panicked"), "the connector panicked:\n{stderr}");
+    let lines: Vec<Value> = lines;
+    if args.first() == Some(&"check") {
+        assert!(
+            lines.len() == 1 && lines[0]["type"] == "CONNECTION_STATUS",
+            "check prints exactly one CONNECTION_STATUS: {lines:?}"
+        );
+    }
     Run { code: status.code().unwrap_or(-1), lines, stderr }
 }
 
-/// Asserts that a stdout line is one compact AirbyteMessage whose payload matches its type.
+/// The protocol's own JSON schema for one AirbyteMessage (airbyte_protocol.yaml rendered as JSON,
+/// kept in tests/data).
+fn message_schema() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let protocol: Value = serde_json::from_str(include_str!("../data/airbyte_protocol.json")).unwrap();
+        let schema = json!({"definitions": protocol["definitions"], "$ref": "#/definitions/AirbyteMessage"});
+        jsonschema::draft7::options().build(&schema).expect("the protocol schema compiles")
+    })
+}
+
+/// Asserts that a stdout line is one compact AirbyteMessage, valid against the protocol's schema,
+/// whose payload matches its type (which the schema does not check); keeps it for the
+/// conformance check with the protocol's pydantic models when PROTOCOL_LINES_DIR is set.
 pub fn parse_protocol_line(line: &str) -> Value {
     let value: Value =
         serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+    // Optional fields may be explicit nulls (PyAirbyte sends them so, and states are echoed as
+    // received); the schema writes them as optional, so nulls are read as absent, as the models do.
+    let errors: Vec<String> =
+        message_schema().iter_errors(&without_nulls(&value)).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "stdout line is not a valid AirbyteMessage ({errors:?}): {line}");
+    if let Some(state) = value.get("state").filter(|_| value["type"] == "STATE") {
+        let stats = &state["destinationStats"];
+        assert!(
+            stats["recordCount"].is_f64() && stats["rejectedRecordCount"].is_f64(),
+            "a STATE echo carries its counts as numbers: {line}"
+        );
+    }
+
     let payload = match value["type"].as_str() {
         Some("SPEC") => "spec",
         Some("CONNECTION_STATUS") => "connectionStatus",
@@ -170,7 +203,29 @@ pub fn parse_protocol_line(line: &str) -> Value {
     };
     assert!(value[payload].is_object(), "{payload} missing: {line}");
     assert!(!line.contains('\n'));
+    // Only lines that passed every check here go on to the models' check.
+    if let Ok(dir) = std::env::var("PROTOCOL_LINES_DIR") {
+        keep_line(&dir, line);
+    }
     value
+}
+
+fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Appends a line to this test process's file in `dir`.
+fn keep_line(dir: &str, line: &str) {
+    let path = std::path::Path::new(dir).join(format!("lines-{}.jsonl", std::process::id()));
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("the lines file");
+    // One write per line: tests run in parallel threads and append to the same file.
+    file.write_all(format!("{line}\n").as_bytes()).expect("a line is kept");
 }
 
 pub fn assert_no_secret(stdout: &str, stderr: &str) {
