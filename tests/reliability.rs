@@ -10,7 +10,6 @@ use destination_mailchimp::mailchimp::client::Client;
 use destination_mailchimp::mailchimp::retry::Backoff;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -314,16 +313,14 @@ fn sigterm_finishes_the_requests_in_flight_releases_their_states_and_fails_trans
         &config(json!({"batch_size": 5, "max_concurrent_requests": 2})),
         &catalog(vec![stream("users", None, "append_dedup")]),
     );
-    let mut child =
-        spawn(&["write", "--config", &files.config(), "--catalog", &files.catalog()], Some(&fake.base_url()));
-    let mut stdin = child.stdin.take().unwrap();
+    let mut input = Vec::new();
     for i in 0..30u64 {
-        writeln!(stdin, "{}", record("users", None, json!({"email": format!("p{i}@mail.io")}))).unwrap();
+        input.push(record("users", None, json!({"email": format!("p{i}@mail.io")})));
         if i % 5 == 4 {
-            writeln!(stdin, "{}", stream_state("users", None, i / 5 + 1, 5)).unwrap();
+            input.push(stream_state("users", None, i / 5 + 1, 5));
         }
     }
-    stdin.flush().unwrap();
+    let (mut child, stdin) = start_write(&files, &fake.base_url(), &input);
     // Wait (liveness bound only) until two batches are being answered, then stop the sync.
     let waited = std::time::Instant::now();
     let audience_read = || fake.requests().iter().filter(|r| r.method == "GET").count() == 2;
@@ -362,8 +359,7 @@ fn sigterm_while_the_audience_is_read_still_ends_with_a_trace() {
     let fake = fake();
     fake.set_latency(Duration::from_millis(3000));
     let files = Files::new(&config(json!({})), &catalog(vec![stream("users", None, "append_dedup")]));
-    let mut child =
-        spawn(&["write", "--config", &files.config(), "--catalog", &files.catalog()], Some(&fake.base_url()));
+    let (mut child, stdin) = start_write(&files, &fake.base_url(), &[]);
     let waited = std::time::Instant::now();
     while fake.in_flight() == 0 {
         assert!(waited.elapsed() < Duration::from_secs(60), "the connector never asked for the audience");
@@ -372,7 +368,7 @@ fn sigterm_while_the_audience_is_read_still_ends_with_a_trace() {
     let killed =
         std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    drop(child.stdin.take());
+    drop(stdin);
     let lines: Vec<Value> = lines_of(&mut child).map(|l| parse_protocol_line(&l)).collect();
     assert_eq!(child.wait().unwrap().code(), Some(1), "not killed by the signal: {lines:?}");
     let traces: Vec<&Value> = lines.iter().filter(|m| m["type"] == "TRACE").collect();

@@ -322,17 +322,8 @@ fn a_rejected_key_fails_the_sync_as_a_config_error_without_states() {
 fn a_permanent_failure_mid_sync_keeps_committed_states_and_emits_no_later_one() {
     let fake = fake();
     let files = Files::new(&config(json!({})), &catalog(vec![stream("users", None, "append_dedup")]));
-    let args = write_args(&files);
-    let mut child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>(), Some(&fake.base_url()));
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(
-        stdin,
-        "{}\n{}",
-        record("users", None, json!({"email": "first@mail.io"})),
-        stream_state("users", None, 1, 1)
-    )
-    .unwrap();
-    stdin.flush().unwrap();
+    let first = [record("users", None, json!({"email": "first@mail.io"})), stream_state("users", None, 1, 1)];
+    let (mut child, mut stdin) = start_write(&files, &fake.base_url(), &first);
     let mut lines = lines_of(&mut child);
     let mut out = Vec::new();
     for line in lines.by_ref() {
@@ -429,17 +420,8 @@ fn empty_input_and_a_sync_without_states_finish_cleanly() {
 fn a_slow_source_gets_its_states_back_without_closing_input() {
     let fake = fake();
     let files = Files::new(&config(json!({})), &catalog(vec![stream("users", None, "append_dedup")]));
-    let args = write_args(&files);
-    let mut child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>(), Some(&fake.base_url()));
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(
-        stdin,
-        "{}\n{}",
-        record("users", None, json!({"email": "slow@mail.io"})),
-        stream_state("users", None, 1, 1)
-    )
-    .unwrap();
-    stdin.flush().unwrap();
+    let first = [record("users", None, json!({"email": "slow@mail.io"})), stream_state("users", None, 1, 1)];
+    let (mut child, stdin) = start_write(&files, &fake.base_url(), &first);
     let (tx, rx) = std::sync::mpsc::channel();
     let mut lines = lines_of(&mut child);
     std::thread::spawn(move || {

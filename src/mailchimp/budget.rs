@@ -19,9 +19,6 @@ const SUCCESSES_PER_STEP: f64 = 2.0;
 struct Inner {
     /// The current allowance; whole requests are `floor(limit)`, never below one.
     limit: f64,
-    /// Permits that exist now (free in the semaphore or held by a request): `allowed(limit)` minus
-    /// `debt`.
-    granted: usize,
     /// Permits still to be withdrawn after a decrease: held ones are forgotten as they come back.
     debt: usize,
     in_flight: usize,
@@ -56,7 +53,7 @@ impl ConnectionBudget {
         let max = max.clamp(1, MAILCHIMP_CONNECTION_LIMIT);
         Self {
             max,
-            inner: Mutex::new(Inner { limit: max as f64, granted: max, debt: 0, in_flight: 0, epoch: 0 }),
+            inner: Mutex::new(Inner { limit: max as f64, debt: 0, in_flight: 0, epoch: 0 }),
             permits: Arc::new(Semaphore::new(max)),
         }
     }
@@ -94,10 +91,10 @@ impl ConnectionBudget {
         if after >= before {
             return None;
         }
-        let withdraw = inner.granted - after;
+        // Permits in existence (free or held) are always `allowed(limit)` once the debt is paid.
+        let withdraw = before - after;
         let forgotten = self.permits.forget_permits(withdraw);
         inner.debt += withdraw - forgotten;
-        inner.granted = after;
         Some(Change::Lowered { to: after })
     }
 
@@ -111,11 +108,10 @@ impl ConnectionBudget {
         if after <= before {
             return None;
         }
-        let mut add = after - inner.granted;
+        let mut add = after - before;
         let repaid = add.min(inner.debt);
         inner.debt -= repaid;
         add -= repaid;
-        inner.granted = after;
         self.permits.add_permits(add);
         Some(Change::Raised { to: after })
     }

@@ -6,7 +6,7 @@ use destination_mailchimp::fake::{FakeList, FakeMailchimp};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 pub const KEY: &str = "5e8ff3a0c1d24b7e9f60a1b2c3d4e5f6-us6";
 pub const LIST: &str = "c0ffee1234";
@@ -123,6 +123,19 @@ pub fn spawn(args: &[&str], base_url: Option<&str>) -> Child {
         None => command.env_remove("MAILCHIMP_API_BASE_URL"),
     };
     command.spawn().expect("the connector binary starts")
+}
+
+/// Starts `write` with stdin left open, for tests that watch a running sync; `lines` are sent
+/// (and flushed) first.
+pub fn start_write(files: &Files, base_url: &str, lines: &[String]) -> (Child, ChildStdin) {
+    let mut child =
+        spawn(&["write", "--config", &files.config(), "--catalog", &files.catalog()], Some(base_url));
+    let mut stdin = child.stdin.take().unwrap();
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    stdin.flush().unwrap();
+    (child, stdin)
 }
 
 /// Runs the binary to the end with `input` on stdin, and checks what every run must satisfy:
