@@ -112,5 +112,5 @@ expect_write "$("${platform[@]}" 'eval "$AIRBYTE_ENTRYPOINT write --config /data
 echo "spec, check and write: ok"
 
 echo "The audience after the syncs:"
-"$bin/fake-mailchimp" show --url "$MAILCHIMP_API_BASE_URL" | head -3
+"$bin/fake-mailchimp" show --url "$MAILCHIMP_API_BASE_URL"
 echo "ok: the image works both ways"

@@ -157,8 +157,9 @@ async fn show(url: &str, list_id: &str) -> std::io::Result<()> {
         .json()
         .await
         .map_err(std::io::Error::other)?;
-    println!("{} contacts in audience {list_id}:", members.len());
-    println!("{:<34} {:<13} {:<36} tags", "email_address", "status", "merge_fields");
+    // The table is built first and written at once; a reader that stops early (`| head`) is fine.
+    let mut table = format!("{} contacts in audience {list_id}:\n", members.len());
+    table += &format!("{:<34} {:<13} {:<36} tags\n", "email_address", "status", "merge_fields");
     for m in &members {
         let fields: Vec<String> = m["merge_fields"]
             .as_object()
@@ -172,13 +173,17 @@ async fn show(url: &str, list_id: &str) -> std::io::Result<()> {
             .unwrap_or_default();
         let tags: Vec<&str> =
             m["tags"].as_array().map(|t| t.iter().filter_map(|t| t.as_str()).collect()).unwrap_or_default();
-        println!(
-            "{:<34} {:<13} {:<36} {}",
+        table += &format!(
+            "{:<34} {:<13} {:<36} {}\n",
             m["email_address"].as_str().unwrap_or(""),
             m["status"].as_str().unwrap_or(""),
             fields.join(" "),
             tags.join(", ")
         );
     }
-    Ok(())
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
