@@ -229,7 +229,15 @@ impl FakeList {
             .map(|t| t.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default();
 
-        match self.members.get_mut(&hash).filter(|m| m.status != "archived") {
+        if let Some(archived) = self.members.get_mut(&hash).filter(|m| m.status == "archived") {
+            // An upsert restores an archived contact, with the history it had.
+            archived.status = status.or(status_if_new).unwrap_or("subscribed").to_string();
+            archived.email_address = email.to_string();
+            archived.merge_fields.extend(merge_fields);
+            add_tags(&mut archived.tags, tags);
+            return Ok((hash, true));
+        }
+        match self.members.get_mut(&hash) {
             Some(member) => {
                 if !update_existing {
                     return Err((
@@ -279,6 +287,73 @@ impl FakeList {
                 Ok((hash, true))
             }
         }
+    }
+
+    /// `DELETE /lists/{id}/members/{hash}`: archives; false when there is no such (active) contact.
+    pub fn archive(&mut self, hash: &str) -> bool {
+        match self.members.get_mut(hash).filter(|m| m.status != "archived") {
+            Some(member) => {
+                member.status = "archived".into();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `POST …/actions/delete-permanent`: erases the contact, which can never be imported again.
+    pub fn delete_permanently(&mut self, hash: &str) -> bool {
+        let found = self.members.remove(hash).is_some();
+        if found {
+            self.forgotten.insert(hash.to_string());
+        }
+        found
+    }
+
+    /// `POST …/members/{hash}/tags`: each named tag made active or inactive. `Ok(false)` when
+    /// there is no such contact.
+    pub fn set_tags(&mut self, hash: &str, body: &Value) -> Result<bool, Rejection> {
+        let invalid = |message: &str| {
+            Rejection {
+            status: 400,
+            title: "Invalid Resource".into(),
+            detail: "The resource submitted could not be validated. For field-specific details, see the 'errors' array.".into(),
+            errors: vec![("tags".into(), message.into())],
+        }
+        };
+        let items = body
+            .get("tags")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("Required fields were not provided: tags"))?;
+        let mut changes = Vec::new();
+        for item in items {
+            let name = item.get("name").and_then(Value::as_str).filter(|n| !n.trim().is_empty());
+            let status = item.get("status").and_then(Value::as_str);
+            match (name, status) {
+                (Some(name), Some(status @ ("active" | "inactive"))) => {
+                    changes.push((name.to_string(), status == "active"))
+                }
+                _ => return Err(invalid("Each tag needs a name and a status of active or inactive.")),
+            }
+        }
+        let Some(member) = self.members.get_mut(hash).filter(|m| m.status != "archived") else {
+            return Ok(false);
+        };
+        for (name, active) in changes {
+            if active {
+                add_tags(&mut member.tags, vec![name]);
+            } else {
+                member.tags.retain(|t| *t != name);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `GET /lists/{id}/members`: a page of the audience's contacts (archived ones are not listed).
+    pub fn members_page(&self, offset: usize, count: usize) -> Value {
+        let mut active: Vec<&FakeMember> = self.members.values().filter(|m| m.status != "archived").collect();
+        active.sort_by_key(|m| m.email_address.to_lowercase());
+        let page: Vec<Value> = active.iter().skip(offset).take(count).map(|m| self.member_json(m)).collect();
+        json!({"members": page, "list_id": self.id, "total_items": active.len()})
     }
 
     fn validate_merge_fields(
@@ -409,6 +484,37 @@ mod tests {
         let answer = list.batch_subscribe(&body, false, true).unwrap();
         assert!(answer["errors"][0]["error"].as_str().unwrap().contains("compliance state"));
         assert_eq!(list.member("gone@mail.io").unwrap().status, "unsubscribed");
+    }
+
+    #[test]
+    fn archive_restores_on_upsert_and_permanent_deletion_forbids_reimport() {
+        let mut list = list();
+        let hash = subscriber_hash("gone@mail.io");
+        assert!(list.archive(&hash));
+        assert!(!list.archive(&hash), "archiving twice finds no active contact");
+        assert_eq!(list.members_page(0, 10)["total_items"], 0);
+        let body = json!({"update_existing": true, "members": [{"email_address": "gone@mail.io", "status_if_new": "pending"}]});
+        assert_eq!(list.batch_subscribe(&body, false, true).unwrap()["total_created"], 1);
+        let restored = list.member("gone@mail.io").unwrap();
+        assert_eq!(
+            (restored.status.as_str(), restored.merge_fields["FNAME"].as_str()),
+            ("pending", Some("Gone"))
+        );
+        assert!(list.delete_permanently(&hash));
+        let answer = list.batch_subscribe(&body, false, true).unwrap();
+        assert!(answer["errors"][0]["error"].as_str().unwrap().contains("permanently deleted"));
+    }
+
+    #[test]
+    fn tags_endpoint_adds_and_removes_only_the_named_tags() {
+        let mut list = list();
+        let hash = subscriber_hash("gone@mail.io");
+        list.members.get_mut(&hash).unwrap().tags = vec!["a".into(), "b".into()];
+        let body = json!({"tags": [{"name": "a", "status": "inactive"}, {"name": "c", "status": "active"}], "is_syncing": true});
+        assert_eq!(list.set_tags(&hash, &body), Ok(true));
+        assert_eq!(list.member("gone@mail.io").unwrap().tags, vec!["b", "c"]);
+        assert_eq!(list.set_tags("nobody", &body), Ok(false));
+        assert!(list.set_tags(&hash, &json!({"tags": [{"name": "a"}]})).is_err());
     }
 
     #[test]

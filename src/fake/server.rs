@@ -145,8 +145,37 @@ fn api(
                 .find(|l| l.id == *id)
                 .and_then(|l| l.members.get(*hash).map(|m| l.member_json(m)))
             {
-                Some(member) => json_response(StatusCode::OK, member),
+                Some(member) => json_response(StatusCode::OK, partial(member, query)),
                 None => not_found(),
+            }
+        }
+        ("GET", ["lists", id, "members"]) => match lists.iter().find(|l| l.id == *id) {
+            Some(list) => {
+                let number = |name: &str| param(query, name).and_then(|v| v.parse::<usize>().ok());
+                let page =
+                    list.members_page(number("offset").unwrap_or(0), number("count").unwrap_or(10).min(1000));
+                json_response(StatusCode::OK, partial(page, query))
+            }
+            None => not_found(),
+        },
+        ("DELETE", ["lists", id, "members", hash]) => {
+            no_content_if(lists.iter_mut().find(|l| l.id == *id).is_some_and(|l| l.archive(hash)))
+        }
+        ("POST", ["lists", id, "members", hash, "actions", "delete-permanent"]) => {
+            no_content_if(lists.iter_mut().find(|l| l.id == *id).is_some_and(|l| l.delete_permanently(hash)))
+        }
+        ("POST", ["lists", id, "members", hash, "tags"]) => {
+            let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
+            let Some(Ok(body)) = parsed else {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "JSON Parse Exception",
+                    "We encountered an unspecified JSON parsing error.",
+                );
+            };
+            match list.set_tags(hash, &body) {
+                Ok(found) => no_content_if(found),
+                Err(rejection) => rejection_response(&rejection),
             }
         }
         ("POST", ["lists", id]) => {
@@ -159,39 +188,103 @@ fn api(
                 );
             };
             let skip = query.split('&').any(|p| p == "skip_merge_validation=true");
-            // Partial responses, as for every endpoint: `exclude_fields=new_members,updated_members`.
-            let excluded: Vec<String> = query
-                .split('&')
-                .filter_map(|p| p.strip_prefix("exclude_fields="))
-                .flat_map(|v| {
-                    v.replace("%2C", ",")
-                        .replace("%2c", ",")
-                        .split(',')
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-                .filter(|s| !s.is_empty())
-                .collect();
-            let members_in_answer = !excluded.iter().any(|f| f == "new_members")
-                || !excluded.iter().any(|f| f == "updated_members");
-            match list.batch_subscribe(&body, skip, members_in_answer).map(|mut answer| {
-                if let Some(object) = answer.as_object_mut() {
-                    for field in &excluded {
-                        object.remove(field);
-                    }
-                }
-                answer
-            }) {
+            // Partial responses, as for every endpoint: building member objects nobody asked for is skipped.
+            let (fields, excluded) =
+                (field_list(query, "fields"), field_list(query, "exclude_fields").unwrap_or_default());
+            let wanted = |name: &str| {
+                !excluded.iter().any(|f| f == name)
+                    && fields.as_ref().is_none_or(|f| f.iter().any(|f| f.split('.').next() == Some(name)))
+            };
+            let members_in_answer = wanted("new_members") || wanted("updated_members");
+            match list.batch_subscribe(&body, skip, members_in_answer).map(|answer| partial(answer, query)) {
                 Ok(answer) => json_response(StatusCode::OK, answer),
-                Err(rejection) => {
-                    let errors: Vec<Value> =
-                        rejection.errors.iter().map(|(f, m)| json!({"field": f, "message": m})).collect();
-                    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
-                    problem_with(status, &rejection.title, &rejection.detail, json!(errors))
-                }
+                Err(rejection) => rejection_response(&rejection),
             }
         }
         _ => not_found(),
+    }
+}
+
+/// 204 when the contact was there, else Mailchimp's 404.
+fn no_content_if(found: bool) -> Response {
+    if found {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found()
+    }
+}
+
+fn rejection_response(rejection: &super::audience::Rejection) -> Response {
+    let errors: Vec<Value> =
+        rejection.errors.iter().map(|(f, m)| json!({"field": f, "message": m})).collect();
+    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
+    problem_with(status, &rejection.title, &rejection.detail, json!(errors))
+}
+
+/// A query parameter's value, with `%2C` read as a comma.
+fn param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+        .map(|v| v.replace("%2C", ",").replace("%2c", ","))
+}
+
+fn field_list(query: &str, name: &str) -> Option<Vec<String>> {
+    param(query, name).map(|v| v.split(',').filter(|f| !f.is_empty()).map(str::to_string).collect())
+}
+
+/// Mailchimp's partial responses: `fields` keeps only the named fields and `exclude_fields`
+/// drops them, in dot notation (`members.email_address`), reaching into arrays of objects.
+fn partial(value: Value, query: &str) -> Value {
+    let split = |list: Vec<String>| -> Vec<Vec<String>> {
+        list.iter().map(|f| f.split('.').map(str::to_string).collect()).collect()
+    };
+    let mut value = match field_list(query, "fields") {
+        Some(fields) => keep(value, &split(fields)),
+        None => value,
+    };
+    for path in split(field_list(query, "exclude_fields").unwrap_or_default()) {
+        drop_path(&mut value, &path);
+    }
+    value
+}
+
+fn keep(value: Value, paths: &[Vec<String>]) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| keep(v, paths)).collect()),
+        Value::Object(object) => Value::Object(
+            object
+                .into_iter()
+                .filter_map(|(key, v)| {
+                    let rest: Vec<Vec<String>> =
+                        paths.iter().filter(|p| p[0] == key).map(|p| p[1..].to_vec()).collect();
+                    match () {
+                        _ if rest.is_empty() => None,
+                        _ if rest.iter().any(Vec::is_empty) => Some((key, v)),
+                        _ => Some((key, keep(v, &rest))),
+                    }
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn drop_path(value: &mut Value, path: &[String]) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|v| drop_path(v, path)),
+        Value::Object(object) => match path {
+            [] => {}
+            [last] => {
+                object.remove(last);
+            }
+            [first, rest @ ..] => {
+                if let Some(inner) = object.get_mut(first) {
+                    drop_path(inner, rest);
+                }
+            }
+        },
+        _ => {}
     }
 }
 
@@ -375,4 +468,20 @@ fn problem_with(status: StatusCode, title: &str, detail: &str, errors: Value) ->
 
 fn not_found() -> Response {
     problem(StatusCode::NOT_FOUND, "Resource Not Found", "The requested resource could not be found.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_responses_keep_or_drop_dotted_fields_inside_arrays() {
+        let answer = json!({"total_created": 1, "errors": [],
+            "new_members": [{"email_address": "a@x.io", "status": "subscribed", "tags": [{"id": 1, "name": "t"}]}]});
+        assert_eq!(
+            partial(answer.clone(), "fields=total_created,new_members.email_address,new_members.tags.name"),
+            json!({"total_created": 1, "new_members": [{"email_address": "a@x.io", "tags": [{"name": "t"}]}]})
+        );
+        assert_eq!(partial(answer, "exclude_fields=new_members%2Cerrors"), json!({"total_created": 1}));
+    }
 }
