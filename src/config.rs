@@ -49,13 +49,58 @@ pub enum MemberStatus {
 }
 
 impl MemberStatus {
-    fn parse(text: &str) -> Option<Self> {
+    pub fn parse(text: &str) -> Option<Self> {
         match text {
             "subscribed" => Some(Self::Subscribed),
             "pending" => Some(Self::Pending),
             "transactional" => Some(Self::Transactional),
             "unsubscribed" => Some(Self::Unsubscribed),
             _ => None,
+        }
+    }
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subscribed => "subscribed",
+            Self::Pending => "pending",
+            Self::Transactional => "transactional",
+            Self::Unsubscribed => "unsubscribed",
+        }
+    }
+}
+
+/// What happens when the source asks to subscribe a contact that Mailchimp holds as unsubscribed
+/// or cleaned (Mailchimp refuses it: "Member In Compliance State").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResubscribePolicy {
+    /// Update the contact's other fields, leave its status, and report it.
+    Skip,
+    /// Set the contact to `pending`: Mailchimp emails the person to confirm.
+    Pending,
+}
+
+/// What a record deleted at the source (`_ab_cdc_deleted_at` set) does to its contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    /// Nothing; the record is counted and reported.
+    Ignore,
+    /// Archive the contact (Mailchimp keeps its history; a later upsert restores it).
+    Archive,
+    /// Set the contact's status to unsubscribed.
+    Unsubscribe,
+    /// Erase the contact; it can never be imported again.
+    DeletePermanently,
+}
+
+impl OnDelete {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ignore => "ignore",
+            Self::Archive => "archive",
+            Self::Unsubscribe => "unsubscribe",
+            Self::DeletePermanently => "delete_permanently",
         }
     }
 }
@@ -77,6 +122,12 @@ pub struct Config {
     /// Explicit record field → merge tag mappings (they win over automatic matching).
     pub field_mappings: Vec<(String, String)>,
     pub skip_merge_validation: bool,
+    /// The record field that carries the contact's intended status, if any.
+    pub status_field: Option<String>,
+    pub resubscribe_policy: ResubscribePolicy,
+    pub on_delete: OnDelete,
+    /// `tag_mode` owned: tags with this prefix belong to the sync, and stale ones are removed.
+    pub owned_tag_prefix: Option<String>,
 }
 
 /// Reads, validates and parses the config file; the base URL may be replaced by `MAILCHIMP_API_BASE_URL`.
@@ -117,6 +168,38 @@ pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Conf
             ))
         })?,
     };
+    let resubscribe_policy = match text("resubscribe_policy") {
+        None | Some("skip") => ResubscribePolicy::Skip,
+        Some("pending") => ResubscribePolicy::Pending,
+        Some(other) => {
+            return Err(ConnectorError::config(format!(
+                "resubscribe_policy must be skip or pending (got '{other}')."
+            )))
+        }
+    };
+    let on_delete = match text("on_delete") {
+        None | Some("ignore") => OnDelete::Ignore,
+        Some("archive") => OnDelete::Archive,
+        Some("unsubscribe") => OnDelete::Unsubscribe,
+        Some("delete_permanently") => OnDelete::DeletePermanently,
+        Some(other) => {
+            return Err(ConnectorError::config(format!(
+                "on_delete must be ignore, archive, unsubscribe or delete_permanently (got '{other}')."
+            )))
+        }
+    };
+    let owned_tag_prefix = match text("tag_mode") {
+        None | Some("add") => None,
+        Some("owned") => Some(text("owned_tag_prefix").map(str::to_string).ok_or_else(|| {
+            ConnectorError::config(
+                "tag_mode 'owned' needs an owned_tag_prefix (such as hp:): only tags starting with it are ever \
+                 removed, so that tags other tools and people manage are left alone.",
+            )
+        })?),
+        Some(other) => {
+            return Err(ConnectorError::config(format!("tag_mode must be add or owned (got '{other}').")))
+        }
+    };
     Ok(Config {
         api_key: ApiKey::new(api_key),
         data_center,
@@ -130,6 +213,10 @@ pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Conf
         max_retry_time: Duration::from_secs(integer("max_retry_seconds", 600)),
         field_mappings: field_mappings(value),
         skip_merge_validation: value.get("skip_merge_validation").and_then(Value::as_bool).unwrap_or(false),
+        status_field: text("status_field").map(str::to_string),
+        resubscribe_policy,
+        on_delete,
+        owned_tag_prefix,
     })
 }
 
@@ -247,6 +334,34 @@ mod tests {
         assert_eq!(config.status_if_new, MemberStatus::Subscribed);
         assert!(config.tags.is_empty());
         assert_eq!(config.email_field, None);
+        assert_eq!(config.status_field, None);
+        assert_eq!(config.resubscribe_policy, ResubscribePolicy::Skip);
+        assert_eq!(config.on_delete, OnDelete::Ignore);
+        assert_eq!(config.owned_tag_prefix, None);
+    }
+
+    #[test]
+    fn consent_settings_parse_and_owned_tags_need_a_prefix() {
+        let mut value = good();
+        value["status_field"] = json!(" consent ");
+        value["resubscribe_policy"] = json!("pending");
+        value["on_delete"] = json!("delete_permanently");
+        value["tag_mode"] = json!("owned");
+        value["owned_tag_prefix"] = json!("hp:");
+        let config = from_value(&value, None).unwrap();
+        assert_eq!(config.status_field.as_deref(), Some("consent"));
+        assert_eq!(config.resubscribe_policy, ResubscribePolicy::Pending);
+        assert_eq!(config.on_delete, OnDelete::DeletePermanently);
+        assert_eq!(config.owned_tag_prefix.as_deref(), Some("hp:"));
+
+        value["owned_tag_prefix"] = json!("  ");
+        let error = from_value(&value, None).unwrap_err();
+        assert!(error.message.contains("owned_tag_prefix"), "{}", error.message);
+        value["on_delete"] = json!("erase");
+        assert!(from_value(&value, None)
+            .unwrap_err()
+            .message
+            .starts_with("Config validation error: on_delete"));
     }
 
     #[test]
