@@ -95,7 +95,7 @@ fn pass(lines: &[Vec<u8>], mapper: &mut Mapper, stage: Stage) -> (usize, usize) 
         while let Some(ready) = batcher.pop_ready() {
             if let Ready::Batch(batch) = ready {
                 if stage == Stage::Serialize {
-                    bytes += request_body(&batch.entries).len();
+                    bytes += request_body(&batch.entries).map_or(0, |b| b.len());
                 }
                 batches += 1;
             }
@@ -112,6 +112,7 @@ fn pass(lines: &[Vec<u8>], mapper: &mut Mapper, stage: Stage) -> (usize, usize) 
         let member = match mapper.map(&stream, record.data) {
             Mapped::Member(member) => member,
             Mapped::Rejected(reason) => panic!("unexpected rejection: {reason}"),
+            Mapped::DeletionIgnored => panic!("the input has no deletions"),
         };
         if stage == Stage::Map {
             seen += member.email_address.len();

@@ -2,7 +2,7 @@
 //! messages each batch releases, and the request body of a batch. Pure logic, no I/O.
 
 use crate::ledger::{PendingState, TallyId};
-use crate::mapping::{EmailKey, Member};
+use crate::mapping::{Action, EmailKey, Member};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -56,13 +56,18 @@ impl Batcher {
 
     /// Adds a record's member. A repeated email merges into the earlier entry, so the batch
     /// holds what applying the records one after another would leave: later values win,
-    /// fields the later record lacks keep the earlier value, tags accumulate.
+    /// fields the later record lacks keep the earlier value, tags accumulate. When the two cannot
+    /// be merged (an archive after an upsert, a status change after another), the open batch is
+    /// closed first, so that the two are applied one after the other, in input order.
     pub fn push_member(&mut self, member: Member, tally: TallyId, now: Instant) {
         if let Some(&i) = self.index.get(&member.key) {
-            let entry = &mut self.entries[i];
-            merge_into(&mut entry.member, member);
-            entry.tallies.push(tally);
-            return;
+            if mergeable(&self.entries[i].member, &member) {
+                let entry = &mut self.entries[i];
+                merge_into(&mut entry.member, member);
+                entry.tallies.push(tally);
+                return;
+            }
+            self.flush();
         }
         self.opened_at.get_or_insert(now);
         self.index.insert(member.key, self.entries.len());
@@ -118,26 +123,54 @@ impl Batcher {
     }
 }
 
-/// The batch-subscribe request body for these entries: `update_existing` (so that a re-run
-/// updates instead of failing) and the members, serialized once, straight into the buffer.
-pub fn request_body(entries: &[Entry]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(64 + entries.len() * 200);
+/// The batch-subscribe request body for the upserts among these entries (None when there are
+/// none): `update_existing` (so that a re-run updates instead of failing) and the members,
+/// serialized once, straight into the buffer.
+pub fn request_body(entries: &[Entry]) -> Option<Vec<u8>> {
+    members_body(entries.iter().map(|e| &e.member).filter(|m| m.action == Action::Upsert))
+}
+
+/// A batch-subscribe body for these members (None when there are none).
+pub fn members_body<'a>(members: impl Iterator<Item = &'a Member>) -> Option<Vec<u8>> {
+    let mut body = Vec::with_capacity(64 + 500 * 200);
     body.extend_from_slice(b"{\"update_existing\":true,\"members\":[");
-    for (i, entry) in entries.iter().enumerate() {
-        if i > 0 {
+    let mut any = false;
+    for member in members {
+        if any {
             body.push(b',');
         }
-        serde_json::to_writer(&mut body, &entry.member).expect("a member always serializes");
+        any = true;
+        serde_json::to_writer(&mut body, member).expect("a member always serializes");
     }
     body.extend_from_slice(b"]}");
-    body
+    any.then_some(body)
+}
+
+/// Whether a later record's member can be folded into an earlier one of the same email with the
+/// same result as applying both in turn.
+fn mergeable(earlier: &Member, later: &Member) -> bool {
+    earlier.action == later.action
+        && match (earlier.status, later.status) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
 }
 
 fn merge_into(earlier: &mut Member, later: Member) {
     earlier.email_address = later.email_address;
     earlier.status_if_new = later.status_if_new;
+    earlier.status = later.status.or(earlier.status);
+    earlier.deleted_at_source |= later.deleted_at_source;
     earlier.merge_fields.extend(later.merge_fields);
     earlier.attributes.extend(later.attributes);
+    if let Some(owned) = later.owned_tags {
+        // The later record's owned tags replace the earlier one's (the earlier ones would be
+        // removed when the later record is applied).
+        if let Some(before) = &earlier.owned_tags {
+            earlier.tags.retain(|t| !before.contains(t) || owned.contains(t));
+        }
+        earlier.owned_tags = Some(owned);
+    }
     for tag in later.tags {
         if !earlier.tags.contains(&tag) {
             earlier.tags.push(tag);
@@ -160,6 +193,10 @@ mod tests {
             tags: vec![],
             attributes: Default::default(),
             key: email_key(email),
+            status: None,
+            action: Action::Upsert,
+            owned_tags: None,
+            deleted_at_source: false,
         }
     }
 
@@ -219,5 +256,53 @@ mod tests {
             json!({"FNAME": "Augusta", "LNAME": "Lovelace"})
         );
         assert_eq!(first.tags, vec!["t1", "t2"]);
+    }
+
+    #[test]
+    fn later_owned_tags_replace_earlier_ones_and_others_accumulate() {
+        let mut first = member("a@x.io", "Ada");
+        first.tags = vec!["crm".into(), "hp:gold".into(), "hp:2025".into()];
+        first.owned_tags = Some(vec!["hp:gold".into(), "hp:2025".into()]);
+        let mut second = member("a@x.io", "Ada");
+        second.tags = vec!["web".into(), "hp:2025".into()];
+        second.owned_tags = Some(vec!["hp:2025".into()]);
+        merge_into(&mut first, second);
+        assert_eq!(first.tags, vec!["crm", "hp:2025", "web"]);
+        assert_eq!(first.owned_tags, Some(vec!["hp:2025".to_string()]));
+    }
+
+    #[test]
+    fn an_archive_after_an_upsert_of_the_same_email_goes_in_a_later_batch() {
+        let mut b = Batcher::new(10);
+        let now = Instant::now();
+        b.push_member(member("a@x.io", "1"), 0, now);
+        b.push_member(member("b@x.io", "1"), 0, now);
+        let mut archive = member("A@x.io", "");
+        archive.action = Action::Archive;
+        b.push_member(archive, 0, now);
+        let mut unsubscribe = member("b@x.io", "");
+        unsubscribe.status = Some(MemberStatus::Unsubscribed);
+        b.push_member(unsubscribe, 0, now);
+        let mut resubscribe = member("b@x.io", "");
+        resubscribe.status = Some(MemberStatus::Subscribed);
+        b.push_member(resubscribe, 0, now);
+        b.flush();
+        let sizes: Vec<(usize, Vec<Action>)> = drain(&mut b)
+            .into_iter()
+            .map(|r| match r {
+                Ready::Batch(batch) => {
+                    (batch.entries.len(), batch.entries.iter().map(|e| e.member.action).collect())
+                }
+                Ready::State(_) => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                (2, vec![Action::Upsert, Action::Upsert]),
+                (2, vec![Action::Archive, Action::Upsert]),
+                (1, vec![Action::Upsert])
+            ]
+        );
     }
 }

@@ -8,13 +8,15 @@
 //!   embedded `spec.json`.
 //! - [`config`], [`catalog`]: what the platform hands over, validated.
 //! - [`input`] (stdin reader) → [`mapping`] (record → member) → [`batch`] (dedupe, batches) →
-//!   [`write`] (concurrent requests, in-order STATE release) with [`ledger`] (counts per state)
-//!   and [`progress`] (a progress line every 30 s).
+//!   [`write`] (concurrent requests, in-order STATE release) with [`apply`] (one batch: upserts,
+//!   blocked re-subscriptions, deletions, owned tags), [`ledger`] (counts per state), [`effects`]
+//!   (consent, deletion and tag counts) and [`progress`] (a progress line every 30 s).
 //! - [`mailchimp`]: the API client, its types and the retry classification.
 //! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails in logs;
 //!   [`usage`]: peak memory for the summary.
 //! - [`fake`]: a fake Mailchimp server for tests and the offline demo.
 
+pub mod apply;
 pub mod batch;
 pub mod catalog;
 pub mod check;
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod discover;
+pub mod effects;
 pub mod error;
 pub mod fake;
 pub mod fields;

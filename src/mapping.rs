@@ -2,7 +2,7 @@
 //! member attributes, and tags.
 
 use crate::catalog::ConfiguredCatalog;
-use crate::config::{Config, MemberStatus};
+use crate::config::{Config, MemberStatus, OnDelete};
 use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
 use crate::mailchimp::model::MergeField;
@@ -39,11 +39,29 @@ pub fn subscriber_hash(email: &str) -> String {
     email_key(email).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// One contact as sent in a batch-subscribe request. `status` is never sent: existing
+/// The platform's change-data-capture field: set on a record whose row was deleted at the source.
+pub const DELETED_AT_FIELD: &str = "_ab_cdc_deleted_at";
+
+/// What is done to a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Batch subscribe: create or update.
+    #[default]
+    Upsert,
+    /// Archive (`DELETE /lists/{id}/members/{hash}`), for a deletion at the source.
+    Archive,
+    /// Erase (`…/actions/delete-permanent`), for a deletion at the source.
+    DeletePermanently,
+}
+
+/// One contact as sent in a batch-subscribe request. `status` is sent only for an explicit change
+/// the source asks for (an opt-out, a subscription, a deletion as unsubscribe); otherwise existing
 /// contacts keep theirs, and `status_if_new` applies only to contacts new to the audience.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Member {
     pub email_address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<MemberStatus>,
     pub status_if_new: MemberStatus,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub merge_fields: Map<String, Value>,
@@ -54,6 +72,33 @@ pub struct Member {
     pub attributes: Map<String, Value>,
     #[serde(skip)]
     pub key: EmailKey,
+    #[serde(skip)]
+    pub action: Action,
+    /// Owned-tag mode: the owned tags the record carries; any other owned tag the contact has in
+    /// Mailchimp is removed after the upsert. `None` when the sync leaves the contact's tags alone.
+    #[serde(skip)]
+    pub owned_tags: Option<Vec<String>>,
+    /// The record was a deletion at the source (for the counts).
+    #[serde(skip)]
+    pub deleted_at_source: bool,
+}
+
+impl Member {
+    /// A contact with only an email address: nothing but the action is applied.
+    pub fn bare(email: String, status_if_new: MemberStatus, action: Action) -> Self {
+        Self {
+            key: email_key(&email),
+            email_address: email,
+            status: None,
+            status_if_new,
+            merge_fields: Map::new(),
+            tags: Vec::new(),
+            attributes: Map::new(),
+            action,
+            owned_tags: None,
+            deleted_at_source: false,
+        }
+    }
 }
 
 /// What became of one record.
@@ -62,6 +107,8 @@ pub enum Mapped {
     Member(Member),
     /// The record cannot become a contact; the reason is safe to log (no email in it).
     Rejected(String),
+    /// A deletion at the source that `on_delete: ignore` leaves alone.
+    DeletionIgnored,
 }
 
 /// Where a record field's value goes.
@@ -103,6 +150,9 @@ pub struct DroppedValues {
 pub struct Mapper {
     email_field: Option<String>,
     status_if_new: MemberStatus,
+    status_field: Option<String>,
+    on_delete: OnDelete,
+    owned_tag_prefix: Option<String>,
     config_tags: Vec<String>,
     merge_fields: Vec<MergeField>,
     /// Explicit record field → merge field index, from the config.
@@ -111,6 +161,8 @@ pub struct Mapper {
     dropped: BTreeMap<(String, String), DroppedValues>,
     /// Mappings of fields that were not in the catalog, found in records (to be logged).
     discovered: Vec<String>,
+    /// Values of the status field that are not a status, with how often each came.
+    unknown_statuses: BTreeMap<String, u64>,
 }
 
 impl Mapper {
@@ -135,12 +187,16 @@ impl Mapper {
         let mut mapper = Self {
             email_field: config.email_field.clone(),
             status_if_new: config.status_if_new,
+            status_field: config.status_field.clone(),
+            on_delete: config.on_delete,
+            owned_tag_prefix: config.owned_tag_prefix.clone(),
             config_tags: config.tags.clone(),
             merge_fields: merge_fields.to_vec(),
             explicit,
             streams: FxHashMap::default(),
             dropped: BTreeMap::new(),
             discovered: Vec::new(),
+            unknown_statuses: BTreeMap::new(),
         };
         for stream in &catalog.streams {
             let mut plan =
@@ -232,6 +288,10 @@ impl Mapper {
         plan: &mut StreamPlan,
         mut fields: Vec<(String, Value)>,
     ) -> Mapped {
+        let deleted = fields.iter().any(|(name, value)| name == DELETED_AT_FIELD && is_set(value));
+        if deleted && self.on_delete == OnDelete::Ignore {
+            return Mapped::DeletionIgnored;
+        }
         let at = match find_email(&fields, self.email_field.as_deref(), plan.key_field.as_deref()) {
             Ok(at) => at,
             Err(reason) => return Mapped::Rejected(reason),
@@ -248,17 +308,39 @@ impl Mapper {
                 "the email field '{email_field}' does not hold an email address"
             ));
         }
+        if is_reserved_domain(&email) {
+            return Mapped::Rejected(format!(
+                "the email field '{email_field}' holds a placeholder address (a reserved domain such as \
+                 example.com, which Mailchimp refuses)"
+            ));
+        }
+        if deleted {
+            let mut member = match self.on_delete {
+                OnDelete::Archive => Member::bare(email, self.status_if_new, Action::Archive),
+                OnDelete::DeletePermanently => {
+                    Member::bare(email, self.status_if_new, Action::DeletePermanently)
+                }
+                OnDelete::Unsubscribe | OnDelete::Ignore => {
+                    let mut member = Member::bare(email, MemberStatus::Unsubscribed, Action::Upsert);
+                    member.status = Some(MemberStatus::Unsubscribed);
+                    member
+                }
+            };
+            member.deleted_at_source = true;
+            return Mapped::Member(member);
+        }
 
-        let mut member = Member {
-            key: email_key(&email),
-            email_address: email,
-            status_if_new: self.status_if_new,
-            merge_fields: Map::new(),
-            tags: self.config_tags.clone(),
-            attributes: Map::new(),
-        };
+        let mut member = Member::bare(email, self.status_if_new, Action::Upsert);
+        member.tags = self.config_tags.clone();
+        if let Some(status_field) = self.status_field.as_deref() {
+            if let Some(at) = fields.iter().rposition(|(name, _)| name == status_field) {
+                let value = std::mem::take(&mut fields[at].1);
+                fields[at].0.clear();
+                self.apply_intent(&mut member, &value);
+            }
+        }
         for (i, (name, value)) in fields.into_iter().enumerate() {
-            if i == at || name == email_field {
+            if i == at || name == email_field || name.is_empty() || name == DELETED_AT_FIELD {
                 continue;
             }
             if name == "tags" {
@@ -314,7 +396,45 @@ impl Mapper {
                 (Err(reason), _) => self.count_drop(stream, &name, target, &value, reason),
             }
         }
+        if let Some(prefix) = &self.owned_tag_prefix {
+            member.owned_tags =
+                Some(member.tags.iter().filter(|t| t.starts_with(prefix.as_str())).cloned().collect());
+        }
         Mapped::Member(member)
+    }
+
+    /// The status the source intends: `unsubscribed` and `subscribed` are sent as the status (an
+    /// explicit change); `pending` and `transactional` apply to new contacts only; an empty value
+    /// keeps `status_if_new`; anything else is counted and ignored.
+    fn apply_intent(&mut self, member: &mut Member, value: &Value) {
+        let text = match value {
+            Value::Null => return,
+            Value::String(s) if s.trim().is_empty() => return,
+            Value::String(s) => s.trim().to_ascii_lowercase(),
+            other => other.to_string(),
+        };
+        match MemberStatus::parse(&text) {
+            Some(status @ (MemberStatus::Subscribed | MemberStatus::Unsubscribed)) => {
+                member.status = Some(status);
+                member.status_if_new = status;
+            }
+            Some(status) => member.status_if_new = status,
+            None => *self.unknown_statuses.entry(excerpt(&text, 40)).or_default() += 1,
+        }
+    }
+
+    /// Status-field values that were not a status, one line (None when there were none).
+    pub fn unknown_statuses(&self) -> Option<String> {
+        let field = self.status_field.as_deref()?;
+        if self.unknown_statuses.is_empty() {
+            return None;
+        }
+        let values: Vec<String> = self.unknown_statuses.iter().map(|(v, n)| format!("'{v}' × {n}")).collect();
+        Some(format!(
+            "The status field '{field}' held values that are not a status (subscribed, unsubscribed, pending, \
+             transactional); those records were synced as if it were empty: {}.",
+            values.join(", ")
+        ))
     }
 
     fn count_drop(&mut self, stream: &StreamKey, field: &str, target: Target, value: &Value, reason: String) {
@@ -446,6 +566,26 @@ fn find_email(
 }
 
 /// A light shape check; Mailchimp judges the rest and its verdict is reported per contact.
+/// Whether a field value counts as set (`_ab_cdc_deleted_at`: anything but null or "").
+fn is_set(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        _ => true,
+    }
+}
+
+/// Domains reserved for examples and tests (RFC 2606, RFC 6761): no one can receive mail there,
+/// and Mailchimp refuses them.
+pub fn is_reserved_domain(email: &str) -> bool {
+    let domain =
+        email.rsplit_once('@').map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase()).unwrap_or_default();
+    let second_level = ["example.com", "example.net", "example.org"];
+    let top_level = ["example", "invalid", "test", "localhost"];
+    second_level.iter().any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
+        || top_level.iter().any(|t| domain == *t || domain.ends_with(&format!(".{t}")))
+}
+
 fn looks_like_email(email: &str) -> bool {
     match email.rsplit_once('@') {
         Some((local, domain)) => {

@@ -1,22 +1,23 @@
 //! The write pipeline: stdin messages → members → batches → concurrent Mailchimp requests →
 //! STATE echoes, released strictly in input order once every record before them is answered.
 
-use crate::batch::{request_body, Batch, Batcher, Entry, Ready};
+use crate::apply::{apply, Outcome, Policy};
+use crate::batch::{Batch, Batcher, Entry, Ready};
 use crate::catalog::ConfiguredCatalog;
 use crate::config::Config;
+use crate::effects::Effects;
 use crate::error::ConnectorError;
 use crate::input::InputEvent;
 use crate::ledger::{Ledger, PendingState};
 use crate::mailchimp::budget::Reservation;
 use crate::mailchimp::client::{Client, Notice};
-use crate::mailchimp::model::BatchResponse;
-use crate::mapping::{email_key, EmailKey, Mapped, Mapper};
+use crate::mapping::{EmailKey, Mapped, Mapper};
 use crate::progress::{rate, thousands, Progress, Snapshot, PROGRESS_EVERY};
 use crate::protocol::{state_echo, state_scope, Incoming, Level, Output, StreamKey};
-use crate::redact::{mask_email, mask_emails_in};
+use crate::redact::mask_email;
 use futures::stream::{FuturesOrdered, StreamExt};
 use rustc_hash::FxHashMap;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,7 @@ const REJECTIONS_LOGGED: u64 = 100;
 pub const STOP_GRACE: Duration = Duration::from_secs(25);
 
 /// A batch's answer; `None` when the sync stopped before the batch was sent.
-type Answer = Result<Option<BatchResponse>, ConnectorError>;
+type Answer = Result<Option<Outcome>, ConnectorError>;
 type RequestTask = JoinHandle<Answer>;
 
 /// A batch's place in the connection queue, taken when the batch is built.
@@ -44,7 +45,7 @@ enum Ticket {
 /// A batch sent to Mailchimp, waiting for its answer in the in-order queue.
 struct InFlight {
     seq: u64,
-    entries: Vec<Entry>,
+    entries: Arc<Vec<Entry>>,
     /// States released when this batch (and every batch before it) is answered.
     states: Vec<PendingState>,
 }
@@ -56,11 +57,13 @@ struct Totals {
     created: u64,
     updated: u64,
     rejected: BTreeMap<String, u64>,
+    effects: Effects,
 }
 
 pub struct Writer<'a, W: Write> {
     out: &'a mut Output<W>,
     client: Arc<Client>,
+    policy: Arc<Policy>,
     mapper: Mapper,
     batcher: Batcher,
     ledger: Ledger,
@@ -97,12 +100,12 @@ impl<'a, W: Write> Writer<'a, W> {
         out.log(
             Level::Info,
             &format!(
-                "Writing to the Mailchimp audience '{}' (List ID {}, {} contacts; merge fields: {}). New contacts get status '{}'; existing contacts keep theirs.",
+                "Writing to the Mailchimp audience '{}' (List ID {}, {} contacts; merge fields: {}). {}",
                 list.name,
                 list.id,
                 list.stats.member_count,
                 if tags.is_empty() { "none".to_string() } else { tags.join(", ") },
-                serde_json::to_value(config.status_if_new).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                settings_summary(config),
             ),
         )?;
         let mapper = Mapper::new(config, catalog, &merge_fields)?;
@@ -112,6 +115,7 @@ impl<'a, W: Write> Writer<'a, W> {
         Ok(Self {
             out,
             client: Arc::new(client),
+            policy: Arc::new(Policy::new(config)),
             mapper,
             batcher: Batcher::new(config.batch_size),
             ledger: Ledger::default(),
@@ -292,6 +296,11 @@ impl<'a, W: Write> Writer<'a, W> {
                         self.ledger.settle(tally, false);
                         self.reject(None, &reason)?;
                     }
+                    Mapped::DeletionIgnored => {
+                        // Handled as configured: counted as written, and reported in the summary.
+                        self.ledger.settle(tally, true);
+                        self.totals.effects.deletions_ignored += 1;
+                    }
                 }
             }
             Incoming::State(state) => {
@@ -329,11 +338,11 @@ impl<'a, W: Write> Writer<'a, W> {
     fn dispatch(&mut self, batch: Batch) {
         let Batch { seq, entries, states } = batch;
         self.contacts_sent += entries.len() as u64;
-        let body = request_body(&entries);
+        let entries = Arc::new(entries);
 
         let (done_tx, done_rx) = watch::channel(false);
         let mut earlier: Vec<(u64, watch::Receiver<bool>)> = Vec::new();
-        for entry in &entries {
+        for entry in entries.iter() {
             if let Some((other_seq, other_done)) = self.pending_emails.get(&entry.member.key) {
                 if !*other_done.borrow() && !earlier.iter().any(|(s, _)| s == other_seq) {
                     earlier.push((*other_seq, other_done.clone()));
@@ -353,6 +362,8 @@ impl<'a, W: Write> Writer<'a, W> {
             }
         });
         let client = Arc::clone(&self.client);
+        let policy = Arc::clone(&self.policy);
+        let batch_entries = Arc::clone(&entries);
         self.requests.push_back(tokio::spawn(async move {
             for (_, mut done) in earlier {
                 let _ = done.wait_for(|answered| *answered).await;
@@ -363,7 +374,7 @@ impl<'a, W: Write> Writer<'a, W> {
                 None => None,
             }
             .map(|permit| permit.expect("the budget's semaphore is never closed"));
-            let answer = client.batch_subscribe(bytes::Bytes::from(body), first).await;
+            let answer = apply(&client, &policy, &batch_entries, first).await;
             let _ = done_tx.send(true);
             answer
         }));
@@ -374,8 +385,8 @@ impl<'a, W: Write> Writer<'a, W> {
     fn complete(&mut self, answer: Result<Answer, tokio::task::JoinError>) -> Result<(), ConnectorError> {
         let batch = self.in_flight.pop_front().expect("every request has its batch in the queue");
         let answer = answer.map_err(|e| ConnectorError::system(format!("A request task failed: {e}")))?;
-        let response = match answer {
-            Ok(Some(response)) => response,
+        let outcome = match answer {
+            Ok(Some(outcome)) => outcome,
             Ok(None) => {
                 // Not sent because the sync is stopping: nothing after it may be confirmed.
                 self.halted = true;
@@ -393,30 +404,16 @@ impl<'a, W: Write> Writer<'a, W> {
         if self.halted {
             return Ok(());
         }
-        for entry in &batch.entries {
+        for entry in batch.entries.iter() {
             if self.pending_emails.get(&entry.member.key).is_some_and(|(seq, _)| *seq == batch.seq) {
                 self.pending_emails.remove(&entry.member.key);
             }
         }
-        self.totals.created += response.total_created;
-        self.totals.updated += response.total_updated;
-
-        let mut rejected: HashMap<EmailKey, String> = HashMap::new();
-        for error in &response.errors {
-            let email = error.email_address.as_deref().unwrap_or("");
-            let mut reason = if email.is_empty() {
-                error.error.clone()
-            } else {
-                error.error.replace(email, "the address")
-            };
-            if let (Some(field), Some(message)) = (&error.field, &error.field_message) {
-                if !field.is_empty() {
-                    reason = format!("{reason} ({field}: {message})");
-                }
-            }
-            rejected.insert(email_key(email), mask_emails_in(&reason));
-        }
-        for entry in &batch.entries {
+        self.totals.created += outcome.created;
+        self.totals.updated += outcome.updated;
+        self.totals.effects.add(&outcome.effects);
+        let rejected = outcome.rejected;
+        for entry in batch.entries.iter() {
             let reason = rejected.get(&entry.member.key);
             for tally in &entry.tallies {
                 self.ledger.settle(*tally, reason.is_none());
@@ -465,8 +462,11 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 
     fn summary(&mut self, elapsed: Duration) -> Result<(), ConnectorError> {
-        for line in self.mapper.dropped_values() {
+        for line in self.mapper.dropped_values().into_iter().chain(self.mapper.unknown_statuses()) {
             self.out.log(Level::Warn, &line)?;
+        }
+        for line in self.totals.effects.lines("were") {
+            self.out.log(Level::Info, &line)?;
         }
         let rejected: u64 = self.totals.rejected.values().sum();
         let mut text = format!(
@@ -490,6 +490,32 @@ impl<'a, W: Write> Writer<'a, W> {
         }
         self.out.log(Level::Info, &text)
     }
+}
+
+/// The settings that decide what happens to existing contacts, in words.
+fn settings_summary(config: &Config) -> String {
+    let status = match &config.status_field {
+        None => format!(
+            "New contacts get status '{}'; existing contacts keep theirs.",
+            config.status_if_new.as_str()
+        ),
+        Some(field) => format!(
+            "Statuses come from the field '{field}' (new contacts without one get '{}'); re-subscriptions \
+             Mailchimp forbids are {}.",
+            config.status_if_new.as_str(),
+            match config.resubscribe_policy {
+                crate::config::ResubscribePolicy::Skip => "skipped",
+                crate::config::ResubscribePolicy::Pending => "set to pending (a confirmation email)",
+            }
+        ),
+    };
+    let tags = match &config.owned_tag_prefix {
+        None => "Tags are only added.".to_string(),
+        Some(prefix) => {
+            format!("Tags starting with '{prefix}' are owned by this sync: stale ones are removed.")
+        }
+    };
+    format!("{status} Records deleted at the source: {}. {tags}", config.on_delete.as_str())
 }
 
 fn saved_states(count: u64) -> String {

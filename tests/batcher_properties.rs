@@ -6,7 +6,7 @@
 use destination_mailchimp::batch::{Batch, Batcher, Ready};
 use destination_mailchimp::config::MemberStatus;
 use destination_mailchimp::ledger::{Ledger, PendingState};
-use destination_mailchimp::mapping::{email_key, Member};
+use destination_mailchimp::mapping::{Action, Member};
 use destination_mailchimp::protocol::{StateScope, StreamKey};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -150,12 +150,9 @@ proptest! {
                         merge_fields.insert("LNAME".into(), json!(lname));
                     }
                     let member = Member {
-                        key: email_key(&email),
-                        email_address: email,
-                        status_if_new: MemberStatus::Subscribed,
                         merge_fields,
                         tags: tag.map(|t| vec![format!("t{t}")]).unwrap_or_default(),
-                        attributes: Map::new(),
+                        ..Member::bare(email, MemberStatus::Subscribed, Action::Upsert)
                     };
                     apply(&mut model, &member);
                     open_counts[stream].0 += 1;

@@ -74,7 +74,8 @@ fn a_large_sync_leaves_deduplicated_contacts_and_echoes_every_state_once_in_orde
             data = json!({"id": i, "fname": "nobody"});
             accepted = false;
         } else if i % 103 == 0 {
-            data["email"] = json!(format!("bad{i}@example.com"));
+            // Passes the connector's shape check; Mailchimp refuses it inside its 200 answer.
+            data["email"] = json!(format!("bad{i},x@mail.io"));
             accepted = false;
         } else {
             if i % 2 == 0 {
@@ -165,10 +166,7 @@ fn a_large_sync_leaves_deduplicated_contacts_and_echoes_every_state_once_in_orde
     let logs = run.logs();
     assert!(logs.contains("Sync finished in"), "{logs}");
     assert!(logs.contains("records rejected"), "{logs}");
-    assert!(
-        !logs.contains("bad1") && logs.contains("b***@example.com"),
-        "rejected emails are masked: {logs}"
-    );
+    assert!(!logs.contains("bad1") && logs.contains("b***@mail.io"), "rejected emails are masked: {logs}");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The Mailchimp client: authenticated requests, retries within a time budget, and user-facing errors.
 
 use super::budget::{Change, ConnectionBudget};
-use super::model::{ApiError, BatchResponse, ListInfo, MergeField, MergeFieldsPage, Problem};
+use super::model::{
+    ApiError, BatchResponse, ListInfo, MemberSummary, MembersPage, MergeField, MergeFieldsPage, Problem,
+};
 use super::retry::{classify, is_overload, Backoff, Verdict};
 use crate::config::{ApiKey, Config};
 use crate::error::ConnectorError;
@@ -33,6 +35,37 @@ enum Call {
     List,
     MergeFields,
     BatchSubscribe,
+    Archive,
+    DeletePermanently,
+    RemoveTags,
+    Member,
+    Members,
+}
+
+impl Call {
+    /// Calls that change the audience: a permanent failure of one ends the sync.
+    fn writes(self) -> bool {
+        matches!(self, Call::BatchSubscribe | Call::Archive | Call::DeletePermanently | Call::RemoveTags)
+    }
+
+    /// Calls on one contact, where a 404 is an answer (no such contact), not a failure.
+    fn on_one_contact(self) -> bool {
+        matches!(self, Call::Archive | Call::DeletePermanently | Call::RemoveTags | Call::Member)
+    }
+}
+
+/// The answer to a call on one contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// Mailchimp has no such contact (404): already archived, deleted, or never there.
+    NotFound,
+}
+
+/// A successful exchange: the decoded answer, or a 404 where that is an answer.
+enum Reply<T> {
+    Answer(T),
+    NotFound,
 }
 
 pub struct Client {
@@ -140,18 +173,95 @@ impl Client {
     /// `POST /lists/{id}` with a prepared JSON body (members plus `update_existing: true`).
     /// `None` when the client was closed before the batch could be sent.
     /// `first`, when given, is the connection the first attempt uses (reserved in input order).
+    /// `with_tags`: the answer lists each member's address and tags (owned-tag mode needs them).
     pub async fn batch_subscribe(
         &self,
         body: bytes::Bytes,
         first: Option<OwnedSemaphorePermit>,
+        with_tags: bool,
     ) -> Result<Option<BatchResponse>, ConnectorError> {
-        // Only the totals and the errors are read: leaving the member objects out of the answer
-        // (Mailchimp's partial responses) saves transfer and parsing on both sides.
-        let mut path = format!("/lists/{}?exclude_fields=new_members,updated_members", self.list_path_id());
+        // Only what is read is asked for (Mailchimp's partial responses): this saves transfer and
+        // parsing on both sides. If `fields` were ignored, the full answer still decodes.
+        let mut path = if with_tags {
+            format!(
+                "/lists/{}?fields=total_created,total_updated,errors,new_members.email_address,\
+                 new_members.tags,updated_members.email_address,updated_members.tags",
+                self.list_path_id()
+            )
+        } else {
+            format!("/lists/{}?exclude_fields=new_members,updated_members", self.list_path_id())
+        };
         if self.skip_merge_validation {
             path.push_str("&skip_merge_validation=true");
         }
-        self.call_unless_closed(Call::BatchSubscribe, Method::POST, path, Some(body), first).await
+        let reply =
+            self.call_unless_closed(Call::BatchSubscribe, Method::POST, path, Some(body), first).await?;
+        Ok(reply.and_then(Reply::answer))
+    }
+
+    /// `DELETE /lists/{id}/members/{hash}`: archives the contact. `None` when the client was closed.
+    pub async fn archive(&self, email: &str) -> Result<Option<Applied>, ConnectorError> {
+        self.on_contact(Call::Archive, Method::DELETE, email, "", None).await
+    }
+
+    /// `POST …/members/{hash}/actions/delete-permanent`: erases the contact for good.
+    pub async fn delete_permanently(&self, email: &str) -> Result<Option<Applied>, ConnectorError> {
+        self.on_contact(Call::DeletePermanently, Method::POST, email, "/actions/delete-permanent", None).await
+    }
+
+    /// `POST …/members/{hash}/tags` marking these tags inactive, as a sync (`is_syncing`), so that
+    /// tag-based automations do not start.
+    pub async fn remove_tags(&self, email: &str, tags: &[String]) -> Result<Option<Applied>, ConnectorError> {
+        let tags: Vec<serde_json::Value> =
+            tags.iter().map(|t| serde_json::json!({"name": t, "status": "inactive"})).collect();
+        let body = serde_json::to_vec(&serde_json::json!({"tags": tags, "is_syncing": true}))
+            .expect("a JSON value always serializes");
+        self.on_contact(Call::RemoveTags, Method::POST, email, "/tags", Some(body.into())).await
+    }
+
+    /// `GET …/members/{hash}` with only the address, status and tags; `None` when there is no such contact.
+    pub async fn member(&self, email: &str) -> Result<Option<MemberSummary>, ConnectorError> {
+        let path = format!(
+            "/lists/{}/members/{}?fields=email_address,status,tags",
+            self.list_path_id(),
+            crate::mapping::subscriber_hash(email)
+        );
+        match self.call_unless_closed(Call::Member, Method::GET, path, None, None).await? {
+            Some(Reply::Answer(member)) => Ok(Some(member)),
+            Some(Reply::NotFound) => Ok(None),
+            None => Err(ConnectorError::system("Reading a contact was cancelled.")),
+        }
+    }
+
+    /// One page of the audience's contacts (address, status and tags only), `count` ≤ 1000.
+    pub async fn members_page(&self, offset: u64, count: u64) -> Result<MembersPage, ConnectorError> {
+        let path = format!(
+            "/lists/{}/members?count={count}&offset={offset}&fields=total_items,members.email_address,\
+             members.status,members.tags",
+            self.list_path_id()
+        );
+        self.call(Call::Members, Method::GET, path, None).await
+    }
+
+    async fn on_contact(
+        &self,
+        call: Call,
+        method: Method,
+        email: &str,
+        suffix: &str,
+        body: Option<bytes::Bytes>,
+    ) -> Result<Option<Applied>, ConnectorError> {
+        let path = format!(
+            "/lists/{}/members/{}{suffix}",
+            self.list_path_id(),
+            crate::mapping::subscriber_hash(email)
+        );
+        let reply: Option<Reply<serde::de::IgnoredAny>> =
+            self.call_unless_closed(call, method, path, body, None).await?;
+        Ok(reply.map(|r| match r {
+            Reply::Answer(_) => Applied::Done,
+            Reply::NotFound => Applied::NotFound,
+        }))
     }
 
     fn list_path_id(&self) -> String {
@@ -167,7 +277,9 @@ impl Client {
         body: Option<bytes::Bytes>,
     ) -> Result<T, ConnectorError> {
         match self.call_unless_closed(call, method, path, body, None).await? {
-            Some(value) => Ok(value),
+            Some(reply) => reply.answer().ok_or_else(|| {
+                ConnectorError::system(format!("{} found nothing (404).", capitalized(call_name(call))))
+            }),
             None => Err(ConnectorError::system(format!("{} was cancelled.", capitalized(call_name(call))))),
         }
     }
@@ -180,7 +292,7 @@ impl Client {
         path: String,
         body: Option<bytes::Bytes>,
         mut first: Option<OwnedSemaphorePermit>,
-    ) -> Result<Option<T>, ConnectorError> {
+    ) -> Result<Option<Reply<T>>, ConnectorError> {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -192,7 +304,12 @@ impl Client {
                 return Ok(None);
             }
             let error = match self.attempt(&method, &path, body.clone()).await {
-                Ok(bytes) => match serde_json::from_slice::<T>(&bytes) {
+                // 204 No Content (archive, tags) carries no body.
+                Ok(bytes) => match serde_json::from_slice::<T>(if bytes.trim_ascii().is_empty() {
+                    b"null"
+                } else {
+                    &bytes
+                }) {
                     Ok(value) => {
                         drop(slot);
                         if let Some(Change::Raised { to }) = self.budget.succeeded() {
@@ -204,12 +321,16 @@ impl Client {
                                 );
                             }
                         }
-                        return Ok(Some(value));
+                        return Ok(Some(Reply::Answer(value)));
                     }
                     Err(e) => ApiError::Decode {
                         detail: format!("{e} in {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
                     },
                 },
+                Err(ApiError::Status { status: 404, .. }) if call.on_one_contact() => {
+                    drop(slot);
+                    return Ok(Some(Reply::NotFound));
+                }
                 Err(error) => error,
             };
             if is_overload(&error) {
@@ -238,7 +359,7 @@ impl Client {
                 Verdict::Retry { .. } => None,
             };
             if let Some(failure) = failure.map(ConnectorError::masked) {
-                if call == Call::BatchSubscribe {
+                if call.writes() {
                     // The sync ends here: batches waiting for this slot must not be sent.
                     self.close();
                 }
@@ -343,7 +464,7 @@ impl Client {
                 "Mailchimp refused access (403 {title}). The user who created this API key needs a role that may \
                  manage the audience's contacts, and the account must be active."
             ),
-            (404, Call::List | Call::MergeFields | Call::BatchSubscribe) => format!(
+            (404, Call::List | Call::MergeFields | Call::BatchSubscribe | Call::Members) => format!(
                 "No audience with List ID '{}' in this Mailchimp account (404 {title}). Copy the Audience ID from \
                  Audience → Settings → Audience name and defaults; it is not the number in the web address.",
                 self.list_id
@@ -378,12 +499,27 @@ impl Client {
     }
 }
 
+impl<T> Reply<T> {
+    /// The decoded answer; `None` for a 404 (an answer only for calls on one contact).
+    fn answer(self) -> Option<T> {
+        match self {
+            Reply::Answer(value) => Some(value),
+            Reply::NotFound => None,
+        }
+    }
+}
+
 fn call_name(call: Call) -> &'static str {
     match call {
         Call::Ping => "the ping request",
         Call::List => "the request for the audience",
         Call::MergeFields => "the request for the audience's merge fields",
         Call::BatchSubscribe => "a batch of contacts",
+        Call::Archive => "archiving a contact",
+        Call::DeletePermanently => "permanently deleting a contact",
+        Call::RemoveTags => "removing a contact's tags",
+        Call::Member => "reading a contact",
+        Call::Members => "reading the audience's contacts",
     }
 }
 

@@ -52,6 +52,37 @@ pub struct BatchResponse {
     pub total_updated: u64,
     #[serde(default)]
     pub errors: Vec<MemberError>,
+    /// The members created and updated; asked for only when their tags matter (owned tags).
+    #[serde(default)]
+    pub new_members: Vec<MemberSummary>,
+    #[serde(default)]
+    pub updated_members: Vec<MemberSummary>,
+}
+
+/// A member, reduced to what the connector reads: its address, status and tags.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct MemberSummary {
+    #[serde(default)]
+    pub email_address: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub tags: Vec<TagRef>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct TagRef {
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A page of `GET /lists/{id}/members`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MembersPage {
+    #[serde(default)]
+    pub members: Vec<MemberSummary>,
+    #[serde(default)]
+    pub total_items: u64,
 }
 
 /// One member that Mailchimp rejected inside a 200 response.

@@ -1,0 +1,262 @@
+//! One batch applied to Mailchimp: the batch-subscribe call, a second try for re-subscriptions
+//! Mailchimp forbids, the deletions, and the removal of stale owned tags.
+
+use crate::batch::{members_body, request_body, Entry};
+use crate::config::{Config, MemberStatus, ResubscribePolicy};
+use crate::effects::Effects;
+use crate::error::ConnectorError;
+use crate::mailchimp::client::{Applied, Client};
+use crate::mailchimp::model::{BatchResponse, MemberError, MemberSummary};
+use crate::mapping::{email_key, Action, EmailKey, Member};
+use crate::redact::mask_emails_in;
+use rustc_hash::FxHashMap;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// The settings that decide how a batch is applied.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub resubscribe: ResubscribePolicy,
+    pub owned_tag_prefix: Option<String>,
+    /// Read each member's status and tags from the batch answer (needed for status intents and
+    /// owned tags; otherwise the answer leaves the members out).
+    pub read_members: bool,
+}
+
+impl Policy {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            resubscribe: config.resubscribe_policy,
+            owned_tag_prefix: config.owned_tag_prefix.clone(),
+            read_members: config.owned_tag_prefix.is_some() || config.status_field.is_some(),
+        }
+    }
+}
+
+/// What became of one batch.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub created: u64,
+    pub updated: u64,
+    /// Contacts Mailchimp refused, with its reason (addresses masked).
+    pub rejected: FxHashMap<EmailKey, String>,
+    pub effects: Effects,
+}
+
+/// Applies a batch; `None` when the client was closed before all of it was sent (the sync is
+/// stopping, and the batch's states must not be released).
+pub async fn apply(
+    client: &Client,
+    policy: &Policy,
+    entries: &[Entry],
+    first: Option<OwnedSemaphorePermit>,
+) -> Result<Option<Outcome>, ConnectorError> {
+    let mut outcome = Outcome::default();
+    let mut members: FxHashMap<EmailKey, MemberSummary> = FxHashMap::default();
+    if let Some(body) = request_body(entries) {
+        let Some(response) = client.batch_subscribe(body.into(), first, policy.read_members).await? else {
+            return Ok(None);
+        };
+        absorb(&mut outcome, &mut members, response);
+        let upserts = || entries.iter().map(|e| &e.member).filter(|m| m.action == Action::Upsert);
+        let blocked: Vec<&Member> = upserts()
+            .filter(|m| m.status == Some(MemberStatus::Subscribed) && is_blocked(&outcome, &members, m))
+            .collect();
+        if !blocked.is_empty()
+            && resubscribe(client, policy, &blocked, &mut outcome, &mut members).await?.is_none()
+        {
+            return Ok(None);
+        }
+        for member in upserts().filter(|m| !outcome.rejected.contains_key(&m.key)) {
+            match member.status {
+                Some(MemberStatus::Unsubscribed) if member.deleted_at_source => {
+                    outcome.effects.deletions_unsubscribed += 1
+                }
+                Some(MemberStatus::Unsubscribed) => outcome.effects.unsubscribed += 1,
+                Some(MemberStatus::Subscribed) if !blocked.iter().any(|b| b.key == member.key) => {
+                    outcome.effects.subscribed += 1
+                }
+                _ => {}
+            }
+        }
+        if let Some(prefix) = &policy.owned_tag_prefix {
+            let stale: Vec<(&Member, Vec<String>)> = upserts()
+                .filter(|m| !outcome.rejected.contains_key(&m.key))
+                .filter_map(|m| {
+                    let owned = m.owned_tags.as_ref()?;
+                    let tags = stale_tags(members.get(&m.key)?, prefix, owned);
+                    (!tags.is_empty()).then_some((m, tags))
+                })
+                .collect();
+            let removals = stale.iter().map(|(m, tags)| client.remove_tags(&m.email_address, tags));
+            for ((_, tags), applied) in stale.iter().zip(futures::future::try_join_all(removals).await?) {
+                match applied {
+                    None => return Ok(None),
+                    Some(Applied::Done) => {
+                        outcome.effects.tags_removed += tags.len() as u64;
+                        outcome.effects.contacts_untagged += 1;
+                    }
+                    Some(Applied::NotFound) => {}
+                }
+            }
+        }
+    }
+    let deletions: Vec<&Member> =
+        entries.iter().map(|e| &e.member).filter(|m| m.action != Action::Upsert).collect();
+    let calls = deletions.iter().map(|m| async move {
+        match m.action {
+            Action::Archive => client.archive(&m.email_address).await,
+            _ => client.delete_permanently(&m.email_address).await,
+        }
+    });
+    for (member, applied) in deletions.iter().zip(futures::future::try_join_all(calls).await?) {
+        match (applied, member.action) {
+            (None, _) => return Ok(None),
+            (Some(Applied::NotFound), _) => outcome.effects.already_gone += 1,
+            (Some(Applied::Done), Action::Archive) => outcome.effects.archived += 1,
+            (Some(Applied::Done), _) => outcome.effects.deleted_permanently += 1,
+        }
+    }
+    Ok(Some(outcome))
+}
+
+/// Contacts set to subscribed whom Mailchimp holds as unsubscribed or cleaned: it refuses them
+/// ("Member In Compliance State") or, as some report, leaves the status unchanged. They are sent
+/// again as the policy says: as pending (a confirmation email), else without a status, so that
+/// their other fields are still updated.
+async fn resubscribe(
+    client: &Client,
+    policy: &Policy,
+    blocked: &[&Member],
+    outcome: &mut Outcome,
+    members: &mut FxHashMap<EmailKey, MemberSummary>,
+) -> Result<Option<()>, ConnectorError> {
+    let mut waiting: Vec<Member> = blocked.iter().map(|m| (*m).clone()).collect();
+    // Refused contacts were not counted as updated by the first answer; the others were.
+    let refused: Vec<EmailKey> =
+        waiting.iter().map(|m| m.key).filter(|k| outcome.rejected.contains_key(k)).collect();
+    let tries: &[Option<MemberStatus>] = match policy.resubscribe {
+        ResubscribePolicy::Pending => &[Some(MemberStatus::Pending), None],
+        ResubscribePolicy::Skip => &[None],
+    };
+    for status in tries {
+        for member in &mut waiting {
+            member.status = *status;
+            outcome.rejected.remove(&member.key);
+        }
+        let Some(body) = members_body(waiting.iter()) else { break };
+        let Some(response) = client.batch_subscribe(body.into(), None, policy.read_members).await? else {
+            return Ok(None);
+        };
+        let (created, updated) = (outcome.created, outcome.updated);
+        absorb(outcome, members, response);
+        // The first answer already counted these contacts as updated.
+        (outcome.created, outcome.updated) = (created, updated);
+        let mut still_blocked = Vec::new();
+        for member in waiting {
+            if status.is_some() && is_blocked(outcome, members, &member) {
+                still_blocked.push(member);
+            } else if !outcome.rejected.contains_key(&member.key) {
+                match status {
+                    Some(_) => outcome.effects.resubscribe_pending += 1,
+                    None => outcome.effects.resubscribe_skipped += 1,
+                }
+            }
+        }
+        waiting = still_blocked;
+    }
+    outcome.updated += refused.iter().filter(|k| !outcome.rejected.contains_key(*k)).count() as u64;
+    Ok(Some(()))
+}
+
+/// Whether Mailchimp refused a status change for compliance, or answered with the contact still
+/// unsubscribed or cleaned.
+fn is_blocked(outcome: &Outcome, members: &FxHashMap<EmailKey, MemberSummary>, member: &Member) -> bool {
+    let refused = outcome
+        .rejected
+        .get(&member.key)
+        .is_some_and(|r| r.to_ascii_lowercase().contains("compliance state"));
+    let unchanged =
+        members.get(&member.key).is_some_and(|m| matches!(m.status.as_str(), "unsubscribed" | "cleaned"));
+    refused || (unchanged && !outcome.rejected.contains_key(&member.key))
+}
+
+/// The owned tags a contact carries in Mailchimp that its record no longer has.
+fn stale_tags(member: &MemberSummary, prefix: &str, owned: &[String]) -> Vec<String> {
+    member
+        .tags
+        .iter()
+        .map(|t| &t.name)
+        .filter(|name| name.starts_with(prefix) && !owned.contains(name))
+        .cloned()
+        .collect()
+}
+
+fn absorb(outcome: &mut Outcome, members: &mut FxHashMap<EmailKey, MemberSummary>, response: BatchResponse) {
+    outcome.created += response.total_created;
+    outcome.updated += response.total_updated;
+    for error in &response.errors {
+        let email = error.email_address.as_deref().unwrap_or("");
+        outcome.rejected.insert(email_key(email), reason(error));
+    }
+    for member in response.new_members.into_iter().chain(response.updated_members) {
+        let key = email_key(&member.email_address);
+        outcome.rejected.remove(&key);
+        members.insert(key, member);
+    }
+}
+
+/// Mailchimp's reason for refusing one member, without the address (masked if quoted otherwise).
+fn reason(error: &MemberError) -> String {
+    let email = error.email_address.as_deref().unwrap_or("");
+    let mut reason =
+        if email.is_empty() { error.error.clone() } else { error.error.replace(email, "the address") };
+    if let (Some(field), Some(message)) = (&error.field, &error.field_message) {
+        if !field.is_empty() {
+            reason = format!("{reason} ({field}: {message})");
+        }
+    }
+    mask_emails_in(&reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailchimp::model::TagRef;
+
+    #[test]
+    fn only_stale_tags_with_the_prefix_are_removed() {
+        let member = MemberSummary {
+            email_address: "a@x.io".into(),
+            status: "subscribed".into(),
+            tags: ["hp:gold", "hp:2025", "vip", "HP:other"]
+                .iter()
+                .map(|n| TagRef { name: n.to_string() })
+                .collect(),
+        };
+        assert_eq!(stale_tags(&member, "hp:", &["hp:2025".to_string()]), vec!["hp:gold"]);
+    }
+
+    #[test]
+    fn compliance_refusals_and_unchanged_statuses_count_as_blocked() {
+        let member = Member {
+            email_address: "a@x.io".into(),
+            status: Some(MemberStatus::Subscribed),
+            status_if_new: MemberStatus::Subscribed,
+            merge_fields: Default::default(),
+            tags: vec![],
+            attributes: Default::default(),
+            key: email_key("a@x.io"),
+            action: Action::Upsert,
+            owned_tags: None,
+            deleted_at_source: false,
+        };
+        let mut outcome = Outcome::default();
+        let mut members = FxHashMap::default();
+        outcome.rejected.insert(member.key, "the address is in a compliance state due to unsubscribe".into());
+        assert!(is_blocked(&outcome, &members, &member));
+        outcome.rejected.clear();
+        assert!(!is_blocked(&outcome, &members, &member));
+        members.insert(member.key, MemberSummary { status: "cleaned".into(), ..Default::default() });
+        assert!(is_blocked(&outcome, &members, &member));
+    }
+}

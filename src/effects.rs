@@ -1,0 +1,100 @@
+//! What a sync does to contacts beyond creating and updating them (consent, deletions, owned tags),
+//! counted per contact: write's summary and preview's report describe it in the same words.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Effects {
+    /// Contacts set to unsubscribed because the status field said so.
+    pub unsubscribed: u64,
+    /// Contacts set to subscribed because the status field said so.
+    pub subscribed: u64,
+    /// Re-subscriptions Mailchimp forbids, left as they were (`resubscribe_policy: skip`).
+    pub resubscribe_skipped: u64,
+    /// Re-subscriptions turned into a confirmation request (`resubscribe_policy: pending`).
+    pub resubscribe_pending: u64,
+    /// Deletions at the source left alone (`on_delete: ignore`), counted per record.
+    pub deletions_ignored: u64,
+    pub deletions_unsubscribed: u64,
+    pub archived: u64,
+    pub deleted_permanently: u64,
+    /// Archives or permanent deletions of contacts Mailchimp does not hold (404).
+    pub already_gone: u64,
+    /// Stale owned tags removed, and from how many contacts.
+    pub tags_removed: u64,
+    pub contacts_untagged: u64,
+}
+
+impl Effects {
+    pub fn add(&mut self, other: &Effects) {
+        self.unsubscribed += other.unsubscribed;
+        self.subscribed += other.subscribed;
+        self.resubscribe_skipped += other.resubscribe_skipped;
+        self.resubscribe_pending += other.resubscribe_pending;
+        self.deletions_ignored += other.deletions_ignored;
+        self.deletions_unsubscribed += other.deletions_unsubscribed;
+        self.archived += other.archived;
+        self.deleted_permanently += other.deleted_permanently;
+        self.already_gone += other.already_gone;
+        self.tags_removed += other.tags_removed;
+        self.contacts_untagged += other.contacts_untagged;
+    }
+
+    /// Readable lines, one per kind of effect that happened; `verb` is "were" or "would be".
+    pub fn lines(&self, verb: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut status = Vec::new();
+        if self.unsubscribed > 0 {
+            status.push(format!("{} {verb} unsubscribed as the source asks", self.unsubscribed));
+        }
+        if self.subscribed > 0 {
+            status.push(format!("{} {verb} set to subscribed as the source asks", self.subscribed));
+        }
+        if self.resubscribe_skipped > 0 {
+            status.push(format!(
+                "{} re-subscription(s) blocked by Mailchimp (the contact unsubscribed or bounced) {verb} skipped: \
+                 their other fields {verb} updated and their status left as it is",
+                self.resubscribe_skipped
+            ));
+        }
+        if self.resubscribe_pending > 0 {
+            status.push(format!(
+                "{} re-subscription(s) blocked by Mailchimp {verb} set to pending: Mailchimp emails each person \
+                 to confirm",
+                self.resubscribe_pending
+            ));
+        }
+        if !status.is_empty() {
+            lines.push(format!("Status changes: {}.", status.join("; ")));
+        }
+        let mut deletions = Vec::new();
+        if self.archived > 0 {
+            deletions.push(format!("{} contact(s) {verb} archived", self.archived));
+        }
+        if self.deletions_unsubscribed > 0 {
+            deletions.push(format!("{} contact(s) {verb} unsubscribed", self.deletions_unsubscribed));
+        }
+        if self.deleted_permanently > 0 {
+            deletions.push(format!("{} contact(s) {verb} permanently deleted", self.deleted_permanently));
+        }
+        if self.already_gone > 0 {
+            deletions.push(format!("{} contact(s) {verb} already gone from the audience", self.already_gone));
+        }
+        if self.deletions_ignored > 0 {
+            deletions.push(format!(
+                "{} deleted record(s) {verb} left alone (on_delete is ignore)",
+                self.deletions_ignored
+            ));
+        }
+        if !deletions.is_empty() {
+            lines.push(format!("Deletions at the source: {}.", deletions.join("; ")));
+        }
+        if self.tags_removed > 0 {
+            lines.push(format!(
+                "Owned tags: {} stale tag(s) {verb} removed from {} contact(s); other tags {verb} left alone.",
+                self.tags_removed, self.contacts_untagged
+            ));
+        }
+        lines
+    }
+}
