@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs a complete sync offline: starts the fake Mailchimp API, runs `check` and `write` on the
-# sample records in integration_tests/, then prints the states echoed and the resulting audience.
+# Runs a complete sync offline: starts the fake Mailchimp API, runs `check`, `preview` and `write`
+# on the sample records in integration_tests/, then prints the states echoed and the resulting audience.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,11 @@ echo "Fake Mailchimp API at $MAILCHIMP_API_BASE_URL"
 echo
 echo "== destination-mailchimp check"
 "$bin/destination-mailchimp" check --config integration_tests/sample_config.json
+
+echo
+echo "== destination-mailchimp preview < integration_tests/messages.jsonl   (reads only; writes nothing)"
+"$bin/destination-mailchimp" preview --config integration_tests/sample_config.json \
+  --catalog integration_tests/configured_catalog.json <integration_tests/messages.jsonl
 
 echo
 echo "== destination-mailchimp write < integration_tests/messages.jsonl"

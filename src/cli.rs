@@ -35,4 +35,15 @@ pub enum Command {
         #[arg(long)]
         catalog: PathBuf,
     },
+    /// For people, not the platform: read the same input as write, write nothing, and print what
+    /// a sync would do to the audience.
+    Preview {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        catalog: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

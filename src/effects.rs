@@ -1,9 +1,9 @@
 //! What a sync does to contacts beyond creating and updating them (consent, deletions, owned tags),
 //! counted per contact: write's summary and preview's report describe it in the same words.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Effects {
     /// Contacts set to unsubscribed because the status field said so.
     pub unsubscribed: u64,

@@ -2,7 +2,8 @@
 //! audience as contacts.
 //!
 //! # Layout
-//! - [`cli`]: the commands (`spec`, `check`, `discover`, `write`); [`run`] dispatches them.
+//! - [`cli`]: the commands (`spec`, `check`, `discover`, `write`, and `preview` for people);
+//!   [`run`] dispatches them.
 //! - [`discover`]: the audience as a destination object; [`convert`]: values by merge-field type.
 //! - [`protocol`]: Airbyte messages in and out, with [`fields`] (a record's data); [`spec`]: the
 //!   embedded `spec.json`.
@@ -32,6 +33,7 @@ pub mod input;
 pub mod ledger;
 pub mod mailchimp;
 pub mod mapping;
+pub mod preview;
 pub mod progress;
 pub mod protocol;
 pub mod redact;
@@ -54,6 +56,16 @@ where
     R: Read + Send + 'static,
     W: Write,
 {
+    if let Command::Preview { config, catalog, json } = &command {
+        return match preview(config, catalog, *json, stdin, stdout).await {
+            Ok(()) => 0,
+            Err(error) => {
+                tracing::debug!("{}", error.internal.as_deref().unwrap_or(&error.message));
+                eprintln!("destination-mailchimp preview failed: {}", error.message);
+                1
+            }
+        };
+    }
     let mut out = Output::new(stdout);
     let result = match command {
         Command::Spec => out.send(&spec_message(spec::specification())),
@@ -72,6 +84,7 @@ where
             Err(error) => Err(error),
         },
         Command::Write { config, catalog } => write(&config, &catalog, stdin, &mut out).await,
+        Command::Preview { .. } => unreachable!("preview is handled above"),
     };
     match result {
         Ok(()) => 0,
@@ -100,6 +113,22 @@ where
     let catalog = catalog::load(catalog)?;
     let writer = write::Writer::connect(&config, &catalog, out).await?;
     writer.run(input::spawn_reader(stdin, INPUT_QUEUE), stop).await
+}
+
+async fn preview<R, W>(
+    config: &std::path::Path,
+    catalog: &std::path::Path,
+    json: bool,
+    stdin: BufReader<R>,
+    mut stdout: W,
+) -> Result<(), ConnectorError>
+where
+    R: Read + Send + 'static,
+    W: Write,
+{
+    let config = config::load(config)?;
+    let catalog = catalog::load(catalog)?;
+    preview::preview(&config, &catalog, input::spawn_reader(stdin, INPUT_QUEUE), json, &mut stdout).await
 }
 
 /// Delivers the name of each SIGTERM or SIGINT the process receives.

@@ -470,7 +470,7 @@ impl Mapper {
                     .collect();
                 let ignored: Vec<&str> = names
                     .iter()
-                    .filter(|n| plan.targets[**n] == Target::Ignored && !is_email_or_tags(n, self.email_field.as_deref(), plan.key_field.as_deref()))
+                    .filter(|n| plan.targets[**n] == Target::Ignored && !self.is_special(n, plan.key_field.as_deref()))
                     .map(|n| n.as_str())
                     .collect();
                 let filled: Vec<usize> = plan.targets.values().filter_map(|t| if let Target::Merge(i) = t { Some(*i) } else { None }).collect();
@@ -519,12 +519,17 @@ impl Mapper {
     }
 }
 
-fn is_email_or_tags(name: &str, email_field: Option<&str>, key_field: Option<&str>) -> bool {
-    name == "tags"
-        || email_field == Some(name)
-        || key_field == Some(name)
-        || name.eq_ignore_ascii_case("email")
-        || name.eq_ignore_ascii_case("email_address")
+impl Mapper {
+    /// Fields read for something other than a merge field: the email, tags, status, deletion mark.
+    fn is_special(&self, name: &str, key_field: Option<&str>) -> bool {
+        name == "tags"
+            || name == DELETED_AT_FIELD
+            || self.email_field.as_deref() == Some(name)
+            || self.status_field.as_deref() == Some(name)
+            || key_field == Some(name)
+            || name.eq_ignore_ascii_case("email")
+            || name.eq_ignore_ascii_case("email_address")
+    }
 }
 
 /// Lowercase, with every run of non-alphanumerics turned into one `_`: "First Name" → `first_name`.
@@ -638,6 +643,50 @@ mod tests {
             json!({"api_key": "k-us1", "list_id": "l", "tags": "crm, vip"}),
             json!({"streams": [{"stream": {"name": "users", "json_schema": {}}, "destination_sync_mode": "append_dedup", "primary_key": [["id"]]}]}),
         )
+    }
+
+    #[test]
+    fn status_intents_deletions_and_placeholder_domains() {
+        let catalog = json!({"streams": [{"stream": {"name": "users", "json_schema": {}}, "destination_sync_mode": "append_dedup"}]});
+        let mut m = mapper(
+            json!({"api_key": "k-us1", "list_id": "l", "status_field": "consent", "on_delete": "archive",
+                   "tag_mode": "owned", "owned_tag_prefix": "hp:", "tags": "hp:all, crm"}),
+            catalog.clone(),
+        );
+        let map = |m: &mut Mapper, data: Value| match m.map(&users(), data.into()) {
+            Mapped::Member(member) => member,
+            other => panic!("{other:?}"),
+        };
+        let out = map(&mut m, json!({"email": "a@b.io", "consent": " UNSUBSCRIBED", "tags": ["hp:x", "y"]}));
+        assert_eq!(
+            (out.status, out.status_if_new),
+            (Some(MemberStatus::Unsubscribed), MemberStatus::Unsubscribed)
+        );
+        assert_eq!(out.owned_tags, Some(vec!["hp:all".to_string(), "hp:x".to_string()]));
+        assert!(!serde_json::to_string(&out).unwrap().contains("consent"));
+        let pending = map(&mut m, json!({"email": "a@b.io", "consent": "pending"}));
+        assert_eq!((pending.status, pending.status_if_new), (None, MemberStatus::Pending));
+        let odd = map(&mut m, json!({"email": "a@b.io", "consent": 3}));
+        assert_eq!((odd.status, odd.status_if_new), (None, MemberStatus::Subscribed));
+        assert!(m.unknown_statuses().unwrap().contains("'3' × 1"));
+        let deleted =
+            map(&mut m, json!({"email": "a@b.io", "_ab_cdc_deleted_at": "2026-01-01", "fname": "x"}));
+        assert_eq!((deleted.action, deleted.merge_fields.len(), deleted.tags.len()), (Action::Archive, 0, 0));
+        let not_deleted = map(&mut m, json!({"email": "a@b.io", "_ab_cdc_deleted_at": null}));
+        assert_eq!(not_deleted.action, Action::Upsert);
+
+        let mut ignoring = mapper(json!({"api_key": "k-us1", "list_id": "l"}), catalog);
+        assert_eq!(ignoring.map(&users(), json!({"_ab_cdc_deleted_at": 1}).into()), Mapped::DeletionIgnored);
+        for placeholder in ["x@example.com", "x@mail.EXAMPLE.org", "x@shop.test", "x@host.invalid"] {
+            assert!(
+                matches!(ignoring.map(&users(), json!({"email": placeholder}).into()), Mapped::Rejected(r) if r.contains("placeholder")),
+                "{placeholder}"
+            );
+        }
+        assert!(matches!(
+            ignoring.map(&users(), json!({"email": "x@examples.com"}).into()),
+            Mapped::Member(_)
+        ));
     }
 
     #[test]

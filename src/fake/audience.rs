@@ -109,9 +109,10 @@ impl FakeList {
 
     /// The `GET /lists/{id}` body.
     pub fn info(&self) -> Value {
-        let count = self.members.values().filter(|m| matches!(m.status.as_str(), "subscribed")).count();
+        let count = |status: &str| self.members.values().filter(|m| m.status == status).count();
         json!({"id": self.id, "web_id": 100001, "name": self.name, "double_optin": self.double_optin,
-               "stats": {"member_count": count, "merge_field_count": self.merge_fields.len()}})
+               "stats": {"member_count": count("subscribed"), "unsubscribe_count": count("unsubscribed"),
+                         "cleaned_count": count("cleaned"), "merge_field_count": self.merge_fields.len()}})
     }
 
     /// A member as the API shows it.

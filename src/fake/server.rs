@@ -132,7 +132,7 @@ fn api(
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["ping"]) => json_response(StatusCode::OK, json!({"health_status": "Everything's Chimpy!"})),
         ("GET", ["lists", id]) => match lists.iter().find(|l| l.id == *id) {
-            Some(list) => json_response(StatusCode::OK, list.info()),
+            Some(list) => json_response(StatusCode::OK, partial(list.info(), query)),
             None => not_found(),
         },
         ("GET", ["lists", id, "merge-fields"]) => match lists.iter().find(|l| l.id == *id) {

@@ -150,7 +150,7 @@ impl Client {
 
     /// `GET /lists/{id}`: the audience exists and the key may read it.
     pub async fn list(&self) -> Result<ListInfo, ConnectorError> {
-        let path = format!("/lists/{}?fields=id,name,double_optin,stats.member_count", self.list_path_id());
+        let path = format!("/lists/{}?fields=id,name,double_optin,stats.member_count,stats.unsubscribe_count,stats.cleaned_count", self.list_path_id());
         self.call(Call::List, Method::GET, path, None).await
     }
 
@@ -185,7 +185,8 @@ impl Client {
         let mut path = if with_tags {
             format!(
                 "/lists/{}?fields=total_created,total_updated,errors,new_members.email_address,\
-                 new_members.tags,updated_members.email_address,updated_members.tags",
+                 new_members.status,new_members.tags,updated_members.email_address,updated_members.status,\
+                 updated_members.tags",
                 self.list_path_id()
             )
         } else {

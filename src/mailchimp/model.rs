@@ -17,8 +17,13 @@ pub struct ListInfo {
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ListStats {
+    /// Subscribed contacts.
     #[serde(default)]
     pub member_count: u64,
+    #[serde(default)]
+    pub unsubscribe_count: u64,
+    #[serde(default)]
+    pub cleaned_count: u64,
 }
 
 /// A merge field of the audience (`GET /lists/{id}/merge-fields`).

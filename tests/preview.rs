@@ -1,0 +1,206 @@
+//! End to end: `preview` reads the same input as `write`, writes nothing, and predicts exactly what a
+//! following `write` against the same audience does.
+
+mod common;
+use common::*;
+use destination_mailchimp::effects::Effects;
+use destination_mailchimp::fake::{FakeList, FakeMailchimp};
+use serde_json::{json, Value};
+
+const SAMPLE: &str = "integration_tests/messages.jsonl";
+
+/// The demo's audience: one contact who unsubscribed.
+fn demo_audience(list: &mut FakeList) {
+    list.put_member("opted.out@brightmail.io", "unsubscribed", json!({}));
+}
+
+fn sample_catalog() -> Value {
+    serde_json::from_str(&std::fs::read_to_string("integration_tests/configured_catalog.json").unwrap())
+        .unwrap()
+}
+
+/// Runs `preview` to the end: (exit code, stdout, stderr). The key must appear in neither.
+fn preview(fake: &FakeMailchimp, files: &Files, input: &str, json: bool) -> (i32, String, String) {
+    use std::io::Write;
+    let (config, catalog) = (files.config(), files.catalog());
+    let mut args = vec!["preview", "--config", &config, "--catalog", &catalog];
+    if json {
+        args.push("--json");
+    }
+    let mut child = spawn(&args, Some(&fake.base_url()));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
+    assert_no_secret(&stdout, &stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (output.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+fn preview_json(fake: &FakeMailchimp, files: &Files, input: &str) -> Value {
+    let (code, stdout, stderr) = preview(fake, files, input, true);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn write(fake: &FakeMailchimp, files: &Files, input: &str) -> Run {
+    let run = run(
+        &["write", "--config", &files.config(), "--catalog", &files.catalog()],
+        input,
+        Some(&fake.base_url()),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run
+}
+
+/// Checks that the preview's counts are what `write` then reported and did.
+fn assert_preview_matches_write(fake: &FakeMailchimp, files: &Files, input: &str) -> Value {
+    let before = fake.requests().len();
+    let report = preview_json(fake, files, input);
+    let during: Vec<_> = fake.requests()[before..].to_vec();
+    assert!(!during.is_empty());
+    assert!(
+        during.iter().all(|r| r.method == "GET"),
+        "preview sent a write request: {:?}",
+        during.iter().map(|r| format!("{} {}", r.method, r.path)).collect::<Vec<_>>()
+    );
+
+    let run = write(fake, files, input);
+    let logs = run.logs();
+    let summary = logs.lines().find(|l| l.starts_with("Sync finished")).unwrap().to_string();
+    let expected = format!(
+        "{} records read; {} contacts created, {} updated; {} records rejected",
+        report["records"], report["created"], report["updated"], report["rejected"]
+    );
+    assert!(summary.contains(&expected), "preview: {expected}\nwrite: {summary}");
+    let rejected: f64 =
+        run.states().iter().map(|s| s["destinationStats"]["rejectedRecordCount"].as_f64().unwrap()).sum();
+    assert_eq!(rejected, report["rejected"].as_f64().unwrap());
+
+    let effects: Effects = serde_json::from_value(report.clone()).unwrap();
+    let predicted = effects.lines("were");
+    let reported: Vec<&str> = logs
+        .lines()
+        .filter(|l| {
+            ["Status changes:", "Deletions at the source:", "Owned tags:"].iter().any(|p| l.starts_with(p))
+        })
+        .collect();
+    assert_eq!(reported, predicted, "\n{logs}");
+    report
+}
+
+#[test]
+fn preview_of_the_sample_matches_the_write_that_follows() {
+    let fake = fake_with(demo_audience);
+    let files = Files::new(&config(json!({"tags": "warehouse-sync, 2026-customers"})), &sample_catalog());
+    let input = std::fs::read_to_string(SAMPLE).unwrap();
+    let report = assert_preview_matches_write(&fake, &files, &input);
+    assert_eq!((report["created"].as_u64(), report["updated"].as_u64()), (Some(4), Some(1)));
+    assert_eq!(report["deletions_ignored"], 1);
+    assert_eq!(report["lookup"], "lookups");
+}
+
+#[test]
+fn preview_with_consent_settings_matches_the_write_that_follows() {
+    let fake = fake_with(|list| {
+        demo_audience(list);
+        list.put_member("grace.hopper@navy-mail.org", "subscribed", json!({}));
+    });
+    fake.with_list(LIST, |list| {
+        let hash = destination_mailchimp::mapping::subscriber_hash("grace.hopper@navy-mail.org");
+        list.members.get_mut(&hash).unwrap().tags = vec!["plan:free".into(), "vip".into()];
+    });
+    let files = Files::new(
+        &config(json!({"tags": "plan:current", "status_field": "marketing_status", "on_delete": "archive",
+                       "tag_mode": "owned", "owned_tag_prefix": "plan:"})),
+        &sample_catalog(),
+    );
+    let input = std::fs::read_to_string(SAMPLE).unwrap();
+    let report = assert_preview_matches_write(&fake, &files, &input);
+    assert_eq!(report["unsubscribed"], 1, "grace opts out");
+    assert_eq!(report["resubscribe_skipped"], 1, "opted.out stays unsubscribed");
+    assert_eq!(report["archived"], 1, "alan is deleted at the source");
+    assert_eq!(report["tags_removed"], 1, "grace's plan:free");
+    assert_eq!(report["status_changes"], json!({"subscribed → unsubscribed": 1}));
+    assert_eq!(fake.member(LIST, "opted.out@brightmail.io").unwrap().status, "unsubscribed");
+    assert_eq!(fake.member(LIST, "alan.turing@bletchley.dev").unwrap().status, "archived");
+
+    // The same input again: everything is in place, so nothing but updates is left to do.
+    let again = assert_preview_matches_write(&fake, &files, &input);
+    assert_eq!(again["tags_removed"], 0);
+    assert_eq!(again["status_changes"], json!({}));
+}
+
+#[test]
+fn a_large_audience_is_paged_instead_of_looked_up_one_by_one() {
+    let fake = fake_with(|list| {
+        for i in 0..2500 {
+            let status = if i % 10 == 0 { "unsubscribed" } else { "subscribed" };
+            list.put_member(&format!("member{i}@shop.io"), status, json!({}));
+        }
+    });
+    let files = Files::new(
+        &config(json!({"status_field": "consent", "batch_size": 50})),
+        &catalog(vec![stream("users", None, "append_dedup")]),
+    );
+    let mut input: Vec<String> = (0..200)
+        .map(|i| {
+            let consent = if i % 3 == 0 { "subscribed" } else { "" };
+            record(
+                "users",
+                None,
+                json!({"id": i, "email": format!("member{}@shop.io", i * 13), "consent": consent}),
+            )
+        })
+        .collect();
+    input.push(stream_state("users", None, 1, 200));
+    let report = assert_preview_matches_write(&fake, &files, &(input.join("\n") + "\n"));
+    assert_eq!(report["lookup"], "pages");
+    let (_, _, stderr) = preview(&fake, &files, &(input.join("\n") + "\n"), true);
+    assert!(stderr.contains("contacts in pages of 1000 to find their 200 contacts"), "{stderr}");
+    assert_eq!(report["lookup_requests"], 3);
+    assert!(report["resubscribe_skipped"].as_u64().unwrap() > 0);
+    assert!(report["created"].as_u64().unwrap() > 0 && report["updated"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn the_readable_report_names_each_kind_of_change() {
+    let fake = fake_with(demo_audience);
+    let files = Files::new(
+        &config(json!({"status_field": "marketing_status", "on_delete": "archive"})),
+        &sample_catalog(),
+    );
+    let input = std::fs::read_to_string(SAMPLE).unwrap();
+    let (code, text, stderr) = preview(&fake, &files, &input, false);
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "Nothing was written.",
+        "Read 9 records and 3 states: 5 distinct contacts",
+        "Stream 'crm.customers': mapping fname → FNAME, lname → LNAME, phone → PHONE; not sent: plan, updated_at.",
+        "Contacts: 4 would be created, 1 updated.",
+        "Rejected records: 2.",
+        "1 × the email field 'email' is null",
+        "1 would be unsubscribed as the source asks",
+        "1 re-subscription(s) blocked by Mailchimp (the contact unsubscribed or bounced) would be skipped",
+        "Deletions at the source: 1 contact(s) would be archived.",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(fake.requests().iter().all(|r| r.method == "GET"));
+    assert!(fake.member(LIST, "ada.lovelace@brightmail.io").is_none());
+}
+
+#[test]
+fn bad_input_or_config_fails_with_a_message_and_writes_nothing() {
+    let fake = fake_with(demo_audience);
+    let files = Files::new(&config(json!({})), &sample_catalog());
+    let (code, stdout, stderr) = preview(&fake, &files, "{\"type\":\"RECORD\",\n", false);
+    assert_eq!((code, stdout.as_str()), (1, ""));
+    assert!(stderr.contains("preview failed: Input line 1 is not an Airbyte message"), "{stderr}");
+
+    let files = Files::new(&config(json!({"tag_mode": "owned"})), &sample_catalog());
+    let (code, _, stderr) = preview(&fake, &files, "", false);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("owned_tag_prefix"), "{stderr}");
+    assert!(fake.requests().iter().all(|r| r.method == "GET"));
+}
