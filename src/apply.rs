@@ -1,7 +1,7 @@
 //! One batch applied to Mailchimp: the batch-subscribe call, a second try for re-subscriptions
 //! Mailchimp forbids, the deletions, and the removal of stale owned tags.
 
-use crate::batch::{members_body, request_body, Entry};
+use crate::batch::{members_body, Entry};
 use crate::config::{Config, MemberStatus, ResubscribePolicy};
 use crate::effects::Effects;
 use crate::error::ConnectorError;
@@ -42,17 +42,19 @@ pub struct Outcome {
     pub effects: Effects,
 }
 
-/// Applies a batch; `None` when the client was closed before all of it was sent (the sync is
-/// stopping, and the batch's states must not be released).
+/// Applies a batch whose batch-subscribe body (`request_body` of its entries) was built already;
+/// `None` when the client was closed before all of it was sent (the sync is stopping, and the
+/// batch's states must not be released).
 pub async fn apply(
     client: &Client,
     policy: &Policy,
     entries: &[Entry],
+    body: Option<Vec<u8>>,
     first: Option<OwnedSemaphorePermit>,
 ) -> Result<Option<Outcome>, ConnectorError> {
     let mut outcome = Outcome::default();
     let mut members: FxHashMap<EmailKey, MemberSummary> = FxHashMap::default();
-    if let Some(body) = request_body(entries) {
+    if let Some(body) = body {
         let Some(response) = client.batch_subscribe(body.into(), first, policy.read_members).await? else {
             return Ok(None);
         };

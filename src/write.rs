@@ -2,7 +2,7 @@
 //! STATE echoes, released strictly in input order once every record before them is answered.
 
 use crate::apply::{apply, Outcome, Policy};
-use crate::batch::{Batch, Batcher, Entry, Ready};
+use crate::batch::{request_body, Batch, Batcher, Entry, Ready};
 use crate::catalog::ConfiguredCatalog;
 use crate::config::Config;
 use crate::effects::Effects;
@@ -338,6 +338,8 @@ impl<'a, W: Write> Writer<'a, W> {
     fn dispatch(&mut self, batch: Batch) {
         let Batch { seq, entries, states } = batch;
         self.contacts_sent += entries.len() as u64;
+        // Serialized here, on the pipeline thread, while earlier requests are in flight.
+        let body = request_body(&entries);
         let entries = Arc::new(entries);
 
         let (done_tx, done_rx) = watch::channel(false);
@@ -374,7 +376,7 @@ impl<'a, W: Write> Writer<'a, W> {
                 None => None,
             }
             .map(|permit| permit.expect("the budget's semaphore is never closed"));
-            let answer = apply(&client, &policy, &batch_entries, first).await;
+            let answer = apply(&client, &policy, &batch_entries, body, first).await;
             let _ = done_tx.send(true);
             answer
         }));
