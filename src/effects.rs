@@ -45,10 +45,11 @@ impl Effects {
         let mut lines = Vec::new();
         let mut status = Vec::new();
         if self.unsubscribed > 0 {
-            status.push(format!("{} {verb} unsubscribed as the source asks", self.unsubscribed));
+            status.push(format!("{} contact(s) {verb} unsubscribed as the source asks", self.unsubscribed));
         }
         if self.subscribed > 0 {
-            status.push(format!("{} {verb} set to subscribed as the source asks", self.subscribed));
+            status
+                .push(format!("{} contact(s) {verb} set to subscribed as the source asks", self.subscribed));
         }
         if self.resubscribe_skipped > 0 {
             status.push(format!(

@@ -109,7 +109,7 @@ fn an_opt_out_in_the_source_unsubscribes_the_contact() {
     let logs = run.logs();
     assert!(logs.contains("Statuses come from the field 'consent'"), "{logs}");
     assert!(
-        logs.contains("Status changes: 2 were unsubscribed as the source asks; 1 were set to subscribed"),
+        logs.contains("Status changes: 2 contact(s) were unsubscribed as the source asks; 1 contact(s) were set to subscribed"),
         "{logs}"
     );
     assert!(logs.contains("'maybe later' × 1"), "{logs}");

@@ -180,7 +180,7 @@ fn the_readable_report_names_each_kind_of_change() {
         "Contacts: 4 would be created, 1 updated.",
         "Rejected records: 2.",
         "1 × the email field 'email' is null",
-        "1 would be unsubscribed as the source asks",
+        "1 contact(s) would be unsubscribed as the source asks",
         "1 re-subscription(s) blocked by Mailchimp (the contact unsubscribed or bounced) would be skipped",
         "Deletions at the source: 1 contact(s) would be archived.",
     ] {
