@@ -48,8 +48,16 @@ struct Contact {
     steps: Vec<Step>,
 }
 
-/// What Mailchimp holds for a contact: its status and tags (`None`: not in the audience).
-type Current = Option<(String, Vec<String>)>;
+/// What Mailchimp holds for an address.
+#[derive(Debug, Clone, Default)]
+enum Held {
+    #[default]
+    Absent,
+    /// Archived, with the tags it keeps: an upsert restores it, history included.
+    Archived(Vec<String>),
+    /// A contact with its status and tags.
+    Member(String, Vec<String>),
+}
 
 /// The report, as `--json` prints it.
 #[derive(Debug, Default, Serialize)]
@@ -152,7 +160,7 @@ pub async fn preview<W: Write>(
 
     let current = look_up(&client, &list, &contacts, &mut report).await?;
     for (key, contact) in &contacts {
-        simulate(config, contact, current.get(key).cloned().flatten(), &mut report);
+        simulate(config, contact, current.get(key).cloned().unwrap_or_default(), &mut report);
     }
     report.rejected = report.rejected_by_reason.values().sum();
     report.warnings = mapper.dropped_values().into_iter().chain(mapper.unknown_statuses()).collect();
@@ -187,11 +195,11 @@ async fn look_up(
     list: &ListInfo,
     contacts: &FxHashMap<EmailKey, Contact>,
     report: &mut Report,
-) -> Result<FxHashMap<EmailKey, Current>, ConnectorError> {
+) -> Result<FxHashMap<EmailKey, Held>, ConnectorError> {
     let audience = list.stats.member_count + list.stats.unsubscribe_count + list.stats.cleaned_count;
     let pages = audience.div_ceil(PAGE).max(1);
     let wanted = contacts.len() as u64;
-    let mut found: FxHashMap<EmailKey, Current> = FxHashMap::default();
+    let mut found: FxHashMap<EmailKey, Held> = FxHashMap::default();
     let mut progress = Ticker::new();
     if wanted <= pages * LOOKUPS_PER_PAGE {
         eprintln!(
@@ -206,7 +214,7 @@ async fn look_up(
             contacts.iter().map(|(key, c)| async move { client.member(&c.email).await.map(|m| (*key, m)) });
         let mut answers = futures::stream::iter(lookups).buffer_unordered(client.budget().max());
         while let Some((key, member)) = answers.try_next().await? {
-            found.insert(key, member.and_then(current_of));
+            found.insert(key, member.map(held_of).unwrap_or_default());
             progress.tick(|| format!("Preview: looked up {} of {} contacts", found.len(), wanted));
         }
     } else {
@@ -221,11 +229,11 @@ async fn look_up(
         let total = first.total_items;
         let offsets: Vec<u64> = (1..total.div_ceil(PAGE)).map(|i| i * PAGE).collect();
         report.lookup_requests = 1 + offsets.len() as u64;
-        let keep = |members: Vec<MemberSummary>, found: &mut FxHashMap<EmailKey, Current>| {
+        let keep = |members: Vec<MemberSummary>, found: &mut FxHashMap<EmailKey, Held>| {
             for member in members {
                 let key = email_key(&member.email_address);
                 if contacts.contains_key(&key) {
-                    found.insert(key, current_of(member));
+                    found.insert(key, held_of(member));
                 }
             }
         };
@@ -245,47 +253,60 @@ async fn look_up(
     Ok(found)
 }
 
-fn current_of(member: MemberSummary) -> Current {
-    // An archived contact is restored by an upsert, as if it were new.
-    (member.status != "archived").then(|| (member.status, member.tags.into_iter().map(|t| t.name).collect()))
+fn held_of(member: MemberSummary) -> Held {
+    let tags = member.tags.into_iter().map(|t| t.name).collect();
+    match member.status.as_str() {
+        "archived" => Held::Archived(tags),
+        _ => Held::Member(member.status, tags),
+    }
 }
 
 /// Applies a contact's steps, in order, to what Mailchimp holds, as Mailchimp would.
-fn simulate(config: &Config, contact: &Contact, mut current: Current, report: &mut Report) {
-    let before = current.as_ref().map(|(status, _)| status.clone());
+fn simulate(config: &Config, contact: &Contact, mut held: Held, report: &mut Report) {
+    let before = match &held {
+        Held::Member(status, _) => Some(status.clone()),
+        _ => None,
+    };
     let mut forgotten = false;
     for step in &contact.steps {
-        let rejected = |report: &mut Report, reason: String| {
-            *report.rejected_by_reason.entry(reason).or_default() += step.records;
-        };
-        match (step.action, &mut current) {
-            (Action::Archive | Action::DeletePermanently, None) => report.effects.already_gone += 1,
-            (Action::Archive, Some(_)) => {
+        held = match (step.action, std::mem::take(&mut held)) {
+            (Action::Archive, Held::Member(_, tags)) => {
                 report.effects.archived += 1;
-                current = None;
+                Held::Archived(tags)
             }
-            (Action::DeletePermanently, Some(_)) => {
+            (Action::DeletePermanently, Held::Member(..) | Held::Archived(_)) => {
                 report.effects.deleted_permanently += 1;
-                current = None;
                 forgotten = true;
+                Held::Absent
             }
-            (Action::Upsert, _) if forgotten => rejected(
-                report,
-                "Mailchimp: the address was permanently deleted and cannot be re-imported".into(),
-            ),
-            (Action::Upsert, None) => {
+            (Action::Archive | Action::DeletePermanently, other) => {
+                report.effects.already_gone += 1;
+                other
+            }
+            (Action::Upsert, other) if forgotten => {
+                let reason = "Mailchimp: the address was permanently deleted and cannot be re-imported";
+                *report.rejected_by_reason.entry(reason.into()).or_default() += step.records;
+                other
+            }
+            (Action::Upsert, Held::Absent) => {
                 if let (Some(tag), false) = (&step.missing_required, config.skip_merge_validation) {
-                    rejected(report, format!("Mailchimp: the required merge field {tag} has no value"));
-                    continue;
+                    let reason = format!("Mailchimp: the required merge field {tag} has no value");
+                    *report.rejected_by_reason.entry(reason).or_default() += step.records;
+                    Held::Absent
+                } else {
+                    report.created += 1;
+                    count_status(step, report);
+                    let status = step.status.unwrap_or(step.status_if_new).as_str().to_string();
+                    Held::Member(status, tag(config, step, Vec::new(), report))
                 }
+            }
+            (Action::Upsert, Held::Archived(tags)) => {
                 report.created += 1;
                 count_status(step, report);
-                report.tags_added += step.tags.len() as u64;
-                report.contacts_tagged += u64::from(!step.tags.is_empty());
-                current =
-                    Some((step.status.unwrap_or(step.status_if_new).as_str().to_string(), step.tags.clone()));
+                let status = step.status.unwrap_or(step.status_if_new).as_str().to_string();
+                Held::Member(status, tag(config, step, tags, report))
             }
-            (Action::Upsert, Some((status, tags))) => {
+            (Action::Upsert, Held::Member(mut status, tags)) => {
                 report.updated += 1;
                 match step.status {
                     Some(MemberStatus::Subscribed)
@@ -295,38 +316,43 @@ fn simulate(config: &Config, contact: &Contact, mut current: Current, report: &m
                             ResubscribePolicy::Skip => report.effects.resubscribe_skipped += 1,
                             ResubscribePolicy::Pending => {
                                 report.effects.resubscribe_pending += 1;
-                                *status = "pending".into();
+                                status = "pending".into();
                             }
                         }
                     }
                     Some(new) => {
                         count_status(step, report);
-                        *status = new.as_str().to_string();
+                        status = new.as_str().to_string();
                     }
                     None => {}
                 }
-                let added: Vec<&String> = step.tags.iter().filter(|t| !tags.contains(t)).collect();
-                report.tags_added += added.len() as u64;
-                report.contacts_tagged += u64::from(!added.is_empty());
-                tags.extend(added.into_iter().cloned());
-                if let (Some(prefix), Some(owned)) = (&config.owned_tag_prefix, &step.owned_tags) {
-                    let stale =
-                        tags.iter().filter(|t| t.starts_with(prefix.as_str()) && !owned.contains(t)).count();
-                    if stale > 0 {
-                        report.effects.tags_removed += stale as u64;
-                        report.effects.contacts_untagged += 1;
-                        tags.retain(|t| !t.starts_with(prefix.as_str()) || owned.contains(t));
-                    }
-                }
+                Held::Member(status, tag(config, step, tags, report))
             }
-        }
+        };
     }
-    let after = current.map(|(status, _)| status);
-    if let (Some(from), Some(to)) = (&before, &after) {
+    if let (Some(from), Held::Member(to, _)) = (&before, &held) {
         if from != to {
             *report.status_changes.entry(format!("{from} → {to}")).or_default() += 1;
         }
     }
+}
+
+/// A contact's tags after a step: the step's tags added, then (owned tags) the stale ones removed.
+fn tag(config: &Config, step: &Step, mut tags: Vec<String>, report: &mut Report) -> Vec<String> {
+    let added: Vec<&String> = step.tags.iter().filter(|t| !tags.contains(t)).collect();
+    report.tags_added += added.len() as u64;
+    report.contacts_tagged += u64::from(!added.is_empty());
+    tags.extend(added.into_iter().cloned());
+    if let (Some(prefix), Some(owned)) = (&config.owned_tag_prefix, &step.owned_tags) {
+        let stale = |t: &String| t.starts_with(prefix.as_str()) && !owned.contains(t);
+        let removed = tags.iter().filter(|t| stale(t)).count() as u64;
+        if removed > 0 {
+            report.effects.tags_removed += removed;
+            report.effects.contacts_untagged += 1;
+            tags.retain(|t| !stale(t));
+        }
+    }
+    tags
 }
 
 fn count_status(step: &Step, report: &mut Report) {

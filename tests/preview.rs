@@ -204,3 +204,65 @@ fn bad_input_or_config_fails_with_a_message_and_writes_nothing() {
     assert!(stderr.contains("owned_tag_prefix"), "{stderr}");
     assert!(fake.requests().iter().all(|r| r.method == "GET"));
 }
+
+#[test]
+fn preview_matches_write_when_records_of_one_contact_span_batches() {
+    let fake = fake_with(|list| {
+        list.add_merge_field("PLAN", "Plan", "text", true, json!({}));
+        for (email, status) in
+            [("a@shop.io", "subscribed"), ("b@shop.io", "unsubscribed"), ("c@shop.io", "cleaned")]
+        {
+            list.put_member(email, status, json!({"PLAN": "free"}));
+        }
+    });
+    fake.with_list(LIST, |list| {
+        let hash = destination_mailchimp::mapping::subscriber_hash("a@shop.io");
+        list.members.get_mut(&hash).unwrap().tags = vec!["hp:old".into(), "keep".into()];
+    });
+    let files = Files::new(
+        &config(json!({"batch_size": 2, "status_field": "consent", "resubscribe_policy": "pending",
+                       "on_delete": "archive", "tag_mode": "owned", "owned_tag_prefix": "hp:"})),
+        &catalog(vec![stream("users", None, "append_dedup")]),
+    );
+    let deleted = "2026-11-20T00:00:00Z";
+    let records = [
+        json!({"id": 1, "email": "a@shop.io", "consent": "unsubscribed", "tags": ["hp:new"]}),
+        json!({"id": 2, "email": "new@shop.io", "plan": "pro", "tags": "hp:x"}),
+        json!({"id": 3, "email": "b@shop.io", "consent": "subscribed"}),
+        json!({"id": 4, "email": "A@shop.io", "consent": "subscribed", "tags": ["hp:newer"]}),
+        json!({"id": 5, "email": "noplan@shop.io"}),
+        json!({"id": 6, "email": "c@shop.io", "consent": "subscribed", "_ab_cdc_deleted_at": null}),
+        json!({"id": 7, "email": "new@shop.io", "_ab_cdc_deleted_at": deleted}),
+        json!({"id": 8, "email": "gone@shop.io", "_ab_cdc_deleted_at": deleted}),
+        json!({"id": 9, "email": "new@shop.io", "plan": "team"}),
+        json!({"id": 10, "email": "b@shop.io", "consent": "unsubscribed"}),
+    ];
+    let mut input: Vec<String> = records.iter().map(|r| record("users", None, r.clone())).collect();
+    input.push(stream_state("users", None, 1, records.len() as u64));
+    let report = assert_preview_matches_write(&fake, &files, &(input.join("\n") + "\n"));
+    assert_eq!(
+        report["rejected_by_reason"],
+        json!({"Mailchimp: the required merge field PLAN has no value": 1})
+    );
+    assert_eq!(report["resubscribe_pending"], 3, "a (unsubscribed by its first record), b and c");
+    assert_eq!(report["archived"], 1);
+    assert_eq!(report["already_gone"], 1);
+    assert_eq!(
+        fake.member(LIST, "a@shop.io").unwrap().status,
+        "pending",
+        "set to pending, never subscribed by force"
+    );
+    let mut tags = fake.member(LIST, "a@shop.io").unwrap().tags;
+    tags.sort();
+    assert_eq!(tags, vec!["hp:newer", "keep"]);
+    assert_eq!(fake.member(LIST, "b@shop.io").unwrap().status, "unsubscribed");
+    assert_eq!(fake.member(LIST, "new@shop.io").unwrap().status, "subscribed", "restored after the archive");
+    assert!(
+        fake.member(LIST, "new@shop.io").unwrap().tags.is_empty(),
+        "hp:x, kept while archived, was stale"
+    );
+    assert!(
+        fake.member(LIST, "new@shop.io").unwrap().tags.is_empty(),
+        "hp:x, kept while archived, was stale"
+    );
+}
