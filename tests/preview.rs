@@ -266,3 +266,72 @@ fn preview_matches_write_when_records_of_one_contact_span_batches() {
         "hp:x, kept while archived, was stale"
     );
 }
+
+mod agreement {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EMAILS: [&str; 5] = ["p0@shop.io", "p1@shop.io", "P2@shop.io", "p3@shop.io", "p4@shop.io"];
+    const STATUSES: [&str; 6] = ["absent", "subscribed", "unsubscribed", "cleaned", "pending", "archived"];
+    const CONSENT: [Option<&str>; 5] =
+        [None, Some("subscribed"), Some("unsubscribed"), Some("pending"), Some("")];
+    const TAGS: [&str; 3] = ["hp:a", "hp:b", "x"];
+    const ON_DELETE: [&str; 4] = ["ignore", "archive", "unsubscribe", "delete_permanently"];
+
+    /// A record: which email, its consent value, which tags (bit set), deleted or not.
+    type Rec = (usize, usize, u8, bool);
+
+    fn records() -> impl Strategy<Value = Vec<Rec>> {
+        prop::collection::vec((0..EMAILS.len(), 0..CONSENT.len(), 0u8..8, prop::bool::weighted(0.2)), 1..14)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// For any audience, settings and input over a few contacts, `write` does what `preview` said.
+        #[test]
+        fn preview_and_write_agree(
+            audience in prop::collection::vec((0..STATUSES.len(), 0u8..8), EMAILS.len()),
+            records in records(),
+            batch_size in 1u64..4,
+            on_delete in 0..ON_DELETE.len(),
+            pending in any::<bool>(),
+        ) {
+            let fake = fake_with(|list| {
+                for (email, (status, tags)) in EMAILS.iter().zip(&audience) {
+                    if STATUSES[*status] == "absent" {
+                        continue;
+                    }
+                    list.put_member(email, STATUSES[*status], json!({}));
+                    let hash = destination_mailchimp::mapping::subscriber_hash(email);
+                    let member = list.members.get_mut(&hash).unwrap();
+                    member.tags = TAGS.iter().enumerate().filter(|(i, _)| tags & (1 << i) != 0).map(|(_, t)| t.to_string()).collect();
+                }
+            });
+            let files = Files::new(
+                &config(json!({"batch_size": batch_size, "status_field": "consent", "on_delete": ON_DELETE[on_delete],
+                               "resubscribe_policy": if pending { "pending" } else { "skip" },
+                               "tag_mode": "owned", "owned_tag_prefix": "hp:"})),
+                &catalog(vec![stream("users", None, "append_dedup")]),
+            );
+            let mut input: Vec<String> = records
+                .iter()
+                .enumerate()
+                .map(|(i, (email, consent, tags, deleted))| {
+                    let mut data = json!({"id": i, "email": EMAILS[*email]});
+                    if let Some(consent) = CONSENT[*consent] {
+                        data["consent"] = json!(consent);
+                    }
+                    let tags: Vec<&str> = TAGS.iter().enumerate().filter(|(i, _)| tags & (1 << i) != 0).map(|(_, t)| *t).collect();
+                    data["tags"] = json!(tags);
+                    if *deleted {
+                        data["_ab_cdc_deleted_at"] = json!("2026-11-20T00:00:00Z");
+                    }
+                    record("users", None, data)
+                })
+                .collect();
+            input.push(stream_state("users", None, 1, records.len() as u64));
+            assert_preview_matches_write(&fake, &files, &(input.join("\n") + "\n"));
+        }
+    }
+}
