@@ -36,7 +36,12 @@ pub fn email_key(email: &str) -> EmailKey {
 
 /// The subscriber hash as Mailchimp writes it (lowercase hex).
 pub fn subscriber_hash(email: &str) -> String {
-    email_key(email).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&email_key(email))
+}
+
+/// An email key as Mailchimp's subscriber hash (lowercase hex).
+pub fn hex(key: &EmailKey) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The platform's change-data-capture field: set on a record whose row was deleted at the source.

@@ -16,6 +16,7 @@ use crate::protocol::Incoming;
 use futures::stream::{StreamExt, TryStreamExt};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -28,24 +29,86 @@ const PAGE: u64 = 1000;
 const LOOKUPS_PER_PAGE: u64 = 20;
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-/// One step of a contact, as a sync would send it (records merged as `write` merges them).
+/// One step of a contact, as a sync would send it (records merged as `write` merges them), kept
+/// small: a preview of millions of records holds one per contact.
 #[derive(Debug)]
 struct Step {
     action: Action,
     status: Option<MemberStatus>,
     status_if_new: MemberStatus,
-    tags: Vec<String>,
-    owned_tags: Option<Vec<String>>,
     deleted_at_source: bool,
-    /// A required merge field of the audience this step does not fill.
-    missing_required: Option<String>,
-    records: u64,
+    /// A required merge field of the audience (its index) this step does not fill.
+    missing_required: Option<u16>,
+    records: u32,
+    tags: TagSet,
+    owned_tags: Option<TagSet>,
 }
 
-#[derive(Debug)]
-struct Contact {
-    email: String,
-    steps: Vec<Step>,
+/// The input's contacts: each one's first step, the later steps of the few that have more, and
+/// what Mailchimp holds for those it has.
+#[derive(Debug, Default)]
+struct Contacts {
+    first: FxHashMap<EmailKey, Step>,
+    later: FxHashMap<EmailKey, Vec<Step>>,
+    held: FxHashMap<EmailKey, Held>,
+}
+
+impl Contacts {
+    fn push(&mut self, key: EmailKey, step: Step) {
+        match self.first.entry(key) {
+            Entry::Occupied(_) => self.later.entry(key).or_default().push(step),
+            Entry::Vacant(slot) => {
+                slot.insert(step);
+            }
+        }
+    }
+
+    fn steps<'a>(&'a self, key: &EmailKey, first: &'a Step) -> impl Iterator<Item = &'a Step> {
+        std::iter::once(first).chain(self.later.get(key).into_iter().flatten())
+    }
+}
+
+type TagId = u32;
+type TagSet = u32;
+
+/// Each tag name, and each set of tags, stored once; contacts hold numbers.
+#[derive(Debug, Default)]
+struct TagNames {
+    names: Vec<String>,
+    ids: FxHashMap<String, TagId>,
+    sets: Vec<Box<[TagId]>>,
+    set_ids: FxHashMap<Box<[TagId]>, TagSet>,
+}
+
+impl TagNames {
+    fn id(&mut self, name: &str) -> TagId {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as TagId;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+
+    fn set(&mut self, names: &[String]) -> TagSet {
+        let ids: Vec<TagId> = names.iter().map(|n| self.id(n)).collect();
+        if let Some(set) = self.set_ids.get(ids.as_slice()) {
+            return *set;
+        }
+        let set = self.sets.len() as TagSet;
+        self.sets.push(ids.clone().into_boxed_slice());
+        self.set_ids.insert(ids.into_boxed_slice(), set);
+        set
+    }
+
+    fn tags(&self, set: TagSet) -> &[TagId] {
+        &self.sets[set as usize]
+    }
+
+    fn name(&self, id: TagId) -> &str {
+        &self.names[id as usize]
+    }
 }
 
 /// What Mailchimp holds for an address.
@@ -54,9 +117,16 @@ enum Held {
     #[default]
     Absent,
     /// Archived, with the tags it keeps: an upsert restores it, history included.
-    Archived(Vec<String>),
+    Archived(Vec<TagId>),
     /// A contact with its status and tags.
-    Member(String, Vec<String>),
+    Member(&'static str, Vec<TagId>),
+}
+
+/// Mailchimp's member statuses, so that a contact's status needs no string of its own.
+const STATUSES: [&str; 6] = ["subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived"];
+
+fn known_status(status: &str) -> &'static str {
+    STATUSES.iter().find(|s| **s == status).copied().unwrap_or("other")
 }
 
 /// The report, as `--json` prints it.
@@ -107,18 +177,15 @@ pub async fn preview<W: Write>(
     // Read everything, batching as `write` does, and keep one small entry per contact.
     let mut batcher = Batcher::new(config.batch_size);
     let mut ledger = Ledger::default();
-    let mut contacts: FxHashMap<EmailKey, Contact> = FxHashMap::default();
+    let mut contacts = Contacts::default();
+    let mut names = TagNames::default();
     let mut progress = Ticker::new();
-    let take = |batcher: &mut Batcher, contacts: &mut FxHashMap<EmailKey, Contact>| {
+    let take = |batcher: &mut Batcher, contacts: &mut Contacts, names: &mut TagNames| {
         while let Some(ready) = batcher.pop_ready() {
             let Ready::Batch(batch) = ready else { continue };
             for entry in batch.entries {
-                let step = step_of(&entry.member, &required, entry.tallies.len() as u64);
-                let contact = contacts.entry(entry.member.key).or_insert_with(|| Contact {
-                    email: entry.member.email_address.clone(),
-                    steps: Vec::new(),
-                });
-                contact.steps.push(step);
+                let step = step_of(&entry.member, &required, entry.tallies.len() as u32, names);
+                contacts.push(entry.member.key, step);
             }
         }
     };
@@ -142,7 +209,7 @@ pub async fn preview<W: Write>(
                         Mapped::Rejected(reason) => *report.rejected_by_reason.entry(reason).or_default() += 1,
                         Mapped::DeletionIgnored => report.effects.deletions_ignored += 1,
                     }
-                    take(&mut batcher, &mut contacts);
+                    take(&mut batcher, &mut contacts, &mut names);
                 }
                 InputEvent::Message(Incoming::State(_)) => {
                     report.states += 1;
@@ -154,13 +221,15 @@ pub async fn preview<W: Write>(
         progress.tick(|| format!("Preview: read {} records", thousands(report.records)));
     }
     batcher.flush();
-    take(&mut batcher, &mut contacts);
+    take(&mut batcher, &mut contacts, &mut names);
     mapper.take_discovered();
-    report.contacts = contacts.len() as u64;
+    report.contacts = contacts.first.len() as u64;
 
-    let current = look_up(&client, &list, &contacts, &mut report).await?;
-    for (key, contact) in &contacts {
-        simulate(config, contact, current.get(key).cloned().unwrap_or_default(), &mut report);
+    look_up(&client, &list, &mut contacts, &mut names, &mut report).await?;
+    let context = Context { config, required: &required, names: &names };
+    for (key, first) in &contacts.first {
+        let held = contacts.held.get(key).cloned().unwrap_or_default();
+        simulate(&context, contacts.steps(key, first), held, &mut report);
     }
     report.rejected = report.rejected_by_reason.values().sum();
     report.warnings = mapper.dropped_values().into_iter().chain(mapper.unknown_statuses()).collect();
@@ -175,16 +244,19 @@ pub async fn preview<W: Write>(
         .map_err(|e| ConnectorError::system(format!("Could not write the report: {e}")))
 }
 
-fn step_of(member: &Member, required: &[String], records: u64) -> Step {
+fn step_of(member: &Member, required: &[String], records: u32, names: &mut TagNames) -> Step {
     Step {
         action: member.action,
         status: member.status,
         status_if_new: member.status_if_new,
-        tags: member.tags.clone(),
-        owned_tags: member.owned_tags.clone(),
         deleted_at_source: member.deleted_at_source,
-        missing_required: required.iter().find(|tag| !member.merge_fields.contains_key(*tag)).cloned(),
+        missing_required: required
+            .iter()
+            .position(|tag| !member.merge_fields.contains_key(tag))
+            .map(|i| i as u16),
         records,
+        tags: names.set(&member.tags),
+        owned_tags: member.owned_tags.as_ref().map(|owned| names.set(owned)),
     }
 }
 
@@ -193,13 +265,13 @@ fn step_of(member: &Member, required: &[String], records: u64) -> Step {
 async fn look_up(
     client: &Client,
     list: &ListInfo,
-    contacts: &FxHashMap<EmailKey, Contact>,
+    contacts: &mut Contacts,
+    names: &mut TagNames,
     report: &mut Report,
-) -> Result<FxHashMap<EmailKey, Held>, ConnectorError> {
+) -> Result<(), ConnectorError> {
     let audience = list.stats.member_count + list.stats.unsubscribe_count + list.stats.cleaned_count;
     let pages = audience.div_ceil(PAGE).max(1);
-    let wanted = contacts.len() as u64;
-    let mut found: FxHashMap<EmailKey, Held> = FxHashMap::default();
+    let wanted = contacts.first.len() as u64;
     let mut progress = Ticker::new();
     if wanted <= pages * LOOKUPS_PER_PAGE {
         eprintln!(
@@ -210,12 +282,16 @@ async fn look_up(
         );
         report.lookup = "lookups".into();
         report.lookup_requests = wanted;
-        let lookups =
-            contacts.iter().map(|(key, c)| async move { client.member(&c.email).await.map(|m| (*key, m)) });
+        let keys: Vec<EmailKey> = contacts.first.keys().copied().collect();
+        let lookups = keys.iter().map(|key| async move { client.member(key).await.map(|m| (*key, m)) });
         let mut answers = futures::stream::iter(lookups).buffer_unordered(client.budget().max());
+        let mut done = 0;
         while let Some((key, member)) = answers.try_next().await? {
-            found.insert(key, member.map(held_of).unwrap_or_default());
-            progress.tick(|| format!("Preview: looked up {} of {} contacts", found.len(), wanted));
+            if let Some(member) = member {
+                contacts.held.insert(key, held_of(member, names));
+            }
+            done += 1;
+            progress.tick(|| format!("Preview: looked up {done} of {wanted} contacts"));
         }
     } else {
         eprintln!(
@@ -229,46 +305,60 @@ async fn look_up(
         let total = first.total_items;
         let offsets: Vec<u64> = (1..total.div_ceil(PAGE)).map(|i| i * PAGE).collect();
         report.lookup_requests = 1 + offsets.len() as u64;
-        let keep = |members: Vec<MemberSummary>, found: &mut FxHashMap<EmailKey, Held>| {
+        let mut keep = |members: Vec<MemberSummary>| {
             for member in members {
                 let key = email_key(&member.email_address);
-                if contacts.contains_key(&key) {
-                    found.insert(key, held_of(member));
+                if contacts.first.contains_key(&key) {
+                    contacts.held.insert(key, held_of(member, names));
                 }
             }
         };
-        keep(first.members, &mut found);
+        keep(first.members);
         let mut read = PAGE.min(total);
         let mut pages =
             futures::stream::iter(offsets.into_iter().map(|offset| client.members_page(offset, PAGE)))
                 .buffer_unordered(client.budget().max());
         while let Some(page) = pages.try_next().await? {
             read += page.members.len() as u64;
-            keep(page.members, &mut found);
+            keep(page.members);
             progress.tick(|| {
                 format!("Preview: read {} of {} audience members", thousands(read), thousands(total))
             });
         }
     }
-    Ok(found)
+    Ok(())
 }
 
-fn held_of(member: MemberSummary) -> Held {
-    let tags = member.tags.into_iter().map(|t| t.name).collect();
-    match member.status.as_str() {
+fn held_of(member: MemberSummary, names: &mut TagNames) -> Held {
+    let tags = member.tags.iter().map(|t| names.id(&t.name)).collect();
+    match known_status(&member.status) {
         "archived" => Held::Archived(tags),
-        _ => Held::Member(member.status, tags),
+        status => Held::Member(status, tags),
     }
 }
 
+/// What the simulation reads besides the contact.
+struct Context<'a> {
+    config: &'a Config,
+    required: &'a [String],
+    names: &'a TagNames,
+}
+
 /// Applies a contact's steps, in order, to what Mailchimp holds, as Mailchimp would.
-fn simulate(config: &Config, contact: &Contact, mut held: Held, report: &mut Report) {
+fn simulate<'a>(
+    context: &Context,
+    steps: impl Iterator<Item = &'a Step>,
+    mut held: Held,
+    report: &mut Report,
+) {
+    let config = context.config;
     let before = match &held {
-        Held::Member(status, _) => Some(status.clone()),
+        Held::Member(status, _) => Some(*status),
         _ => None,
     };
     let mut forgotten = false;
-    for step in &contact.steps {
+    for step in steps {
+        let records = u64::from(step.records);
         held = match (step.action, std::mem::take(&mut held)) {
             (Action::Archive, Held::Member(_, tags)) => {
                 report.effects.archived += 1;
@@ -285,71 +375,81 @@ fn simulate(config: &Config, contact: &Contact, mut held: Held, report: &mut Rep
             }
             (Action::Upsert, other) if forgotten => {
                 let reason = "Mailchimp: the address was permanently deleted and cannot be re-imported";
-                *report.rejected_by_reason.entry(reason.into()).or_default() += step.records;
+                *report.rejected_by_reason.entry(reason.into()).or_default() += records;
                 other
             }
-            (Action::Upsert, Held::Absent) => {
-                if let (Some(tag), false) = (&step.missing_required, config.skip_merge_validation) {
+            (Action::Upsert, Held::Absent) => match (step.missing_required, config.skip_merge_validation) {
+                (Some(index), false) => {
+                    let tag = &context.required[usize::from(index)];
                     let reason = format!("Mailchimp: the required merge field {tag} has no value");
-                    *report.rejected_by_reason.entry(reason).or_default() += step.records;
+                    *report.rejected_by_reason.entry(reason).or_default() += records;
                     Held::Absent
-                } else {
+                }
+                _ => {
                     report.created += 1;
                     count_status(step, report);
-                    let status = step.status.unwrap_or(step.status_if_new).as_str().to_string();
-                    Held::Member(status, tag(config, step, Vec::new(), report))
+                    Held::Member(
+                        step.status.unwrap_or(step.status_if_new).as_str(),
+                        tag(context, step, Vec::new(), report),
+                    )
                 }
-            }
+            },
             (Action::Upsert, Held::Archived(tags)) => {
                 report.created += 1;
                 count_status(step, report);
-                let status = step.status.unwrap_or(step.status_if_new).as_str().to_string();
-                Held::Member(status, tag(config, step, tags, report))
+                Held::Member(
+                    step.status.unwrap_or(step.status_if_new).as_str(),
+                    tag(context, step, tags, report),
+                )
             }
             (Action::Upsert, Held::Member(mut status, tags)) => {
                 report.updated += 1;
                 match step.status {
-                    Some(MemberStatus::Subscribed)
-                        if matches!(status.as_str(), "unsubscribed" | "cleaned") =>
-                    {
+                    Some(MemberStatus::Subscribed) if matches!(status, "unsubscribed" | "cleaned") => {
                         match config.resubscribe_policy {
                             ResubscribePolicy::Skip => report.effects.resubscribe_skipped += 1,
                             ResubscribePolicy::Pending => {
                                 report.effects.resubscribe_pending += 1;
-                                status = "pending".into();
+                                status = "pending";
                             }
                         }
                     }
                     Some(new) => {
                         count_status(step, report);
-                        status = new.as_str().to_string();
+                        status = new.as_str();
                     }
                     None => {}
                 }
-                Held::Member(status, tag(config, step, tags, report))
+                Held::Member(status, tag(context, step, tags, report))
             }
         };
     }
-    if let (Some(from), Held::Member(to, _)) = (&before, &held) {
-        if from != to {
+    if let (Some(from), Held::Member(to, _)) = (before, &held) {
+        if from != *to {
             *report.status_changes.entry(format!("{from} → {to}")).or_default() += 1;
         }
     }
 }
 
 /// A contact's tags after a step: the step's tags added, then (owned tags) the stale ones removed.
-fn tag(config: &Config, step: &Step, mut tags: Vec<String>, report: &mut Report) -> Vec<String> {
-    let added: Vec<&String> = step.tags.iter().filter(|t| !tags.contains(t)).collect();
-    report.tags_added += added.len() as u64;
-    report.contacts_tagged += u64::from(!added.is_empty());
-    tags.extend(added.into_iter().cloned());
-    if let (Some(prefix), Some(owned)) = (&config.owned_tag_prefix, &step.owned_tags) {
-        let stale = |t: &String| t.starts_with(prefix.as_str()) && !owned.contains(t);
-        let removed = tags.iter().filter(|t| stale(t)).count() as u64;
+fn tag(context: &Context, step: &Step, mut tags: Vec<TagId>, report: &mut Report) -> Vec<TagId> {
+    let before = tags.len();
+    for id in context.names.tags(step.tags) {
+        if !tags.contains(id) {
+            tags.push(*id);
+        }
+    }
+    let added = (tags.len() - before) as u64;
+    report.tags_added += added;
+    report.contacts_tagged += u64::from(added > 0);
+    if let (Some(prefix), Some(owned)) = (&context.config.owned_tag_prefix, step.owned_tags) {
+        let owned = context.names.tags(owned);
+        let stale = |id: &TagId| context.names.name(*id).starts_with(prefix.as_str()) && !owned.contains(id);
+        let removed = tags.iter().filter(|id| stale(id)).count() as u64;
         if removed > 0 {
             report.effects.tags_removed += removed;
             report.effects.contacts_untagged += 1;
-            tags.retain(|t| !stale(t));
+            tags.retain(|id| !stale(id));
         }
     }
     tags

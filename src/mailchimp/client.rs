@@ -221,11 +221,14 @@ impl Client {
     }
 
     /// `GET …/members/{hash}` with only the address, status and tags; `None` when there is no such contact.
-    pub async fn member(&self, email: &str) -> Result<Option<MemberSummary>, ConnectorError> {
+    pub async fn member(
+        &self,
+        key: &crate::mapping::EmailKey,
+    ) -> Result<Option<MemberSummary>, ConnectorError> {
         let path = format!(
             "/lists/{}/members/{}?fields=email_address,status,tags",
             self.list_path_id(),
-            crate::mapping::subscriber_hash(email)
+            crate::mapping::hex(key)
         );
         match self.call_unless_closed(Call::Member, Method::GET, path, None, None).await? {
             Some(Reply::Answer(member)) => Ok(Some(member)),
