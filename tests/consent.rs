@@ -274,3 +274,47 @@ fn owned_tag_mode_removes_exactly_the_stale_prefixed_tags() {
         run.logs()
     );
 }
+
+#[test]
+fn archives_and_tag_removals_are_retried_like_batches() {
+    use destination_mailchimp::fake::{Fault, Target};
+    let setup = |list: &mut destination_mailchimp::fake::FakeList| {
+        for email in ["a@mail.io", "b@mail.io", "c@mail.io"] {
+            list.put_member(email, "subscribed", json!({}));
+            let hash = destination_mailchimp::mapping::subscriber_hash(email);
+            list.members.get_mut(&hash).unwrap().tags = vec!["hp:old".into(), "keep".into()];
+        }
+    };
+    let settings = json!({"on_delete": "archive", "tag_mode": "owned", "owned_tag_prefix": "hp:"});
+    let records = [
+        json!({"id": 1, "email": "a@mail.io", "tags": ["hp:new"]}),
+        json!({"id": 2, "email": "b@mail.io", "_ab_cdc_deleted_at": "2026-11-20"}),
+        json!({"id": 3, "email": "c@mail.io", "tags": []}),
+    ];
+    let calm = fake_with(setup);
+    write(&calm, settings.clone(), &records);
+
+    let faulty = fake_with(setup);
+    faulty.inject(
+        Target::Contacts,
+        &[
+            Fault::TooManyRequests { body: false, retry_after_seconds: None },
+            Fault::InternalServerError,
+            Fault::ResetMidResponse,
+            Fault::ForbiddenWithoutBody,
+        ],
+    );
+    let run = write(&faulty, settings, &records);
+    assert_eq!(faulty.faults_remaining(), 0, "every fault was met");
+    assert_eq!(state_counts(&run), (3.0, 0.0));
+    assert_eq!(faulty.members(LIST), calm.members(LIST), "the same audience as without faults");
+    assert!(run.logs().contains("attempt 1; retrying"), "{}", run.logs());
+    let tags = |email: &str| {
+        let mut tags = faulty.member(LIST, email).unwrap().tags;
+        tags.sort();
+        tags
+    };
+    assert_eq!(tags("a@mail.io"), vec!["hp:new", "keep"]);
+    assert_eq!(tags("c@mail.io"), vec!["keep"]);
+    assert_eq!(status_of(&faulty, "b@mail.io"), "archived");
+}

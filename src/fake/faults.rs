@@ -64,6 +64,16 @@ pub enum Target {
     Any,
     /// Only batch-subscribe requests (`POST /lists/{id}`).
     Batches,
+    /// Only requests on one contact (`…/members/{hash}…`: archive, delete, tags, lookups).
+    Contacts,
+}
+
+/// What a request is, for the fault program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Batch,
+    Contact,
+    Other,
 }
 
 /// Faults waiting for the next requests, taken in order.
@@ -78,12 +88,14 @@ impl FaultProgram {
     }
 
     /// The fault for this request, if the next one in the program may hit it.
-    pub fn take(&mut self, is_batch: bool) -> Option<Fault> {
+    pub fn take(&mut self, kind: RequestKind) -> Option<Fault> {
         let (target, _) = self.queue.front()?;
-        if *target == Target::Batches && !is_batch {
-            return None;
-        }
-        self.queue.pop_front().map(|(_, fault)| fault)
+        let hits = match target {
+            Target::Any => true,
+            Target::Batches => kind == RequestKind::Batch,
+            Target::Contacts => kind == RequestKind::Contact,
+        };
+        hits.then(|| self.queue.pop_front().map(|(_, fault)| fault)).flatten()
     }
 
     pub fn remaining(&self) -> usize {
@@ -100,9 +112,12 @@ mod tests {
         let mut program = FaultProgram::default();
         program.push(Target::Batches, Fault::InternalServerError);
         program.push(Target::Any, Fault::ServiceUnavailable);
-        assert_eq!(program.take(false), None);
-        assert_eq!(program.take(true), Some(Fault::InternalServerError));
-        assert_eq!(program.take(false), Some(Fault::ServiceUnavailable));
+        program.push(Target::Contacts, Fault::ForbiddenWithoutBody);
+        assert_eq!(program.take(RequestKind::Other), None);
+        assert_eq!(program.take(RequestKind::Batch), Some(Fault::InternalServerError));
+        assert_eq!(program.take(RequestKind::Contact), Some(Fault::ServiceUnavailable));
+        assert_eq!(program.take(RequestKind::Batch), None);
+        assert_eq!(program.take(RequestKind::Contact), Some(Fault::ForbiddenWithoutBody));
         assert_eq!(program.remaining(), 0);
     }
 

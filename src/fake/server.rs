@@ -1,7 +1,7 @@
 //! The fake's HTTP side: auth, the 10-connection limit, latency, faults, routing, and the request log.
 
 use super::audience::FakeList;
-use super::faults::{Fault, Target};
+use super::faults::{Fault, RequestKind, Target};
 use super::Shared;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -69,7 +69,12 @@ async fn handle(
         )
     } else {
         let is_batch = method == Method::POST && path.split('/').filter(|s| !s.is_empty()).count() == 3;
-        fault = shared.faults.lock().expect("fault lock").take(is_batch);
+        let kind = match () {
+            _ if is_batch => RequestKind::Batch,
+            _ if path.contains("/members/") => RequestKind::Contact,
+            _ => RequestKind::Other,
+        };
+        fault = shared.faults.lock().expect("fault lock").take(kind);
         // The base latency is the time to the answer, work included (the work is done on arrival);
         // jitter, per-batch delays and delay faults come on top, before the work, so that a delayed
         // request is also carried out later.
