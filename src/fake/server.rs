@@ -171,13 +171,7 @@ fn api(
         }
         ("POST", ["lists", id, "members", hash, "tags"]) => {
             let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
-            let Some(Ok(body)) = parsed else {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "JSON Parse Exception",
-                    "We encountered an unspecified JSON parsing error.",
-                );
-            };
+            let Some(Ok(body)) = parsed else { return json_parse_error() };
             match list.set_tags(hash, &body) {
                 Ok(found) => no_content_if(found),
                 Err(rejection) => rejection_response(&rejection),
@@ -185,13 +179,7 @@ fn api(
         }
         ("POST", ["lists", id]) => {
             let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
-            let Some(Ok(body)) = parsed else {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "JSON Parse Exception",
-                    "We encountered an unspecified JSON parsing error.",
-                );
-            };
+            let Some(Ok(body)) = parsed else { return json_parse_error() };
             let skip = query.split('&').any(|p| p == "skip_merge_validation=true");
             // Partial responses, as for every endpoint: building member objects nobody asked for is skipped.
             let (fields, excluded) =
@@ -208,6 +196,15 @@ fn api(
         }
         _ => not_found(),
     }
+}
+
+/// Mailchimp's answer to a body that is not JSON.
+fn json_parse_error() -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "JSON Parse Exception",
+        "We encountered an unspecified JSON parsing error.",
+    )
 }
 
 /// 204 when the contact was there, else Mailchimp's 404.
