@@ -178,34 +178,22 @@ impl<'a, W: Write> Writer<'a, W> {
                 }
                 Some(notice) = self.notices.recv() => self.out.log(notice.level, &notice.text),
                 Some(answer) = self.requests.next(), if !self.requests.is_empty() => self.complete(answer),
-                chunk = input.recv(), if input_open && self.in_flight.len() < self.window => match chunk {
-                    Some(events) => {
-                        let mut handled = Ok(());
-                        for event in events {
-                            match event {
-                                InputEvent::Message(message) => handled = self.handle(message),
-                                InputEvent::Invalid { line, reason, excerpt } => {
-                                    input_open = false;
-                                    self.batcher.flush();
-                                    input_failure = Some(ConnectorError::system(format!(
-                                        "Input line {line} is not an Airbyte message: {reason}. Line {line} begins: \
-                                         {excerpt}. The records before it were written and their states released; \
-                                         the source or platform sent malformed data, so the sync stops here."
-                                    )));
-                                }
-                            }
-                            if handled.is_err() || !input_open {
-                                break;
-                            }
+                chunk = input.recv(), if input_open && self.in_flight.len() < self.window => {
+                    match chunk.map(|events| self.take_chunk(events)) {
+                        Some(Ok(None)) => Ok(()),
+                        Some(Ok(Some(failure))) => {
+                            input_failure = Some(failure);
+                            input_open = false;
+                            Ok(())
                         }
-                        handled
+                        Some(Err(error)) => Err(error),
+                        None => {
+                            input_open = false;
+                            self.batcher.flush();
+                            Ok(())
+                        }
                     }
-                    None => {
-                        input_open = false;
-                        self.batcher.flush();
-                        Ok(())
-                    }
-                },
+                }
                 _ = tokio::time::sleep_until(Instant::from_std(self.progress.next_at())) => {
                     let line = self.progress.line(std::time::Instant::now(), self.snapshot());
                     self.out.log(Level::Info, &line)
@@ -264,6 +252,25 @@ impl<'a, W: Write> Writer<'a, W> {
             ));
         }
         ConnectorError::transient(message)
+    }
+
+    /// Handles a chunk of input. A malformed line ends the input: what came before it is still
+    /// written, and the failure to report at the end is returned.
+    fn take_chunk(&mut self, events: Vec<InputEvent>) -> Result<Option<ConnectorError>, ConnectorError> {
+        for event in events {
+            match event {
+                InputEvent::Message(message) => self.handle(message)?,
+                InputEvent::Invalid { line, reason, excerpt } => {
+                    self.batcher.flush();
+                    return Ok(Some(ConnectorError::system(format!(
+                        "Input line {line} is not an Airbyte message: {reason}. Line {line} begins: {excerpt}. The \
+                         records before it were written and their states released; the source or platform sent \
+                         malformed data, so the sync stops here."
+                    ))));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn handle(&mut self, message: Incoming) -> Result<(), ConnectorError> {
