@@ -58,6 +58,8 @@ pub async fn apply(
         let Some(response) = client.batch_subscribe(body.into(), first, policy.read_members).await? else {
             return Ok(None);
         };
+        outcome.created += response.total_created;
+        outcome.updated += response.total_updated;
         absorb(&mut outcome, &mut members, response);
         let upserts = || entries.iter().map(|e| &e.member).filter(|m| m.action == Action::Upsert);
         let blocked: Vec<&Member> = upserts()
@@ -68,17 +70,11 @@ pub async fn apply(
         {
             return Ok(None);
         }
-        for member in upserts().filter(|m| !outcome.rejected.contains_key(&m.key)) {
-            match member.status {
-                Some(MemberStatus::Unsubscribed) if member.deleted_at_source => {
-                    outcome.effects.deletions_unsubscribed += 1
-                }
-                Some(MemberStatus::Unsubscribed) => outcome.effects.unsubscribed += 1,
-                Some(MemberStatus::Subscribed) if !blocked.iter().any(|b| b.key == member.key) => {
-                    outcome.effects.subscribed += 1
-                }
-                _ => {}
-            }
+        // Blocked re-subscriptions were counted by `resubscribe`.
+        let applied =
+            |m: &&Member| !outcome.rejected.contains_key(&m.key) && !blocked.iter().any(|b| b.key == m.key);
+        for member in upserts().filter(applied) {
+            outcome.effects.count_status(member.status, member.deleted_at_source);
         }
         if let Some(prefix) = &policy.owned_tag_prefix {
             let stale: Vec<(&Member, Vec<String>)> = upserts()
@@ -149,10 +145,9 @@ async fn resubscribe(
         let Some(response) = client.batch_subscribe(body.into(), None, policy.read_members).await? else {
             return Ok(None);
         };
-        let (created, updated) = (outcome.created, outcome.updated);
+        // Its totals are not added: the first answer counted these contacts already, except the
+        // refused ones, counted at the end.
         absorb(outcome, members, response);
-        // The first answer already counted these contacts as updated.
-        (outcome.created, outcome.updated) = (created, updated);
         let mut still_blocked = Vec::new();
         for member in waiting {
             if status.is_some() && is_blocked(outcome, members, &member) {
@@ -193,9 +188,8 @@ fn stale_tags(member: &MemberSummary, prefix: &str, owned: &[String]) -> Vec<Str
         .collect()
 }
 
+/// Reads an answer's refused members (with their reasons) and the members it returns.
 fn absorb(outcome: &mut Outcome, members: &mut FxHashMap<EmailKey, MemberSummary>, response: BatchResponse) {
-    outcome.created += response.total_created;
-    outcome.updated += response.total_updated;
     for error in &response.errors {
         let email = error.email_address.as_deref().unwrap_or("");
         outcome.rejected.insert(email_key(email), reason(error));

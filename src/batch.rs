@@ -132,7 +132,7 @@ pub fn request_body(entries: &[Entry]) -> Option<Vec<u8>> {
 
 /// A batch-subscribe body for these members (None when there are none).
 pub fn members_body<'a>(members: impl Iterator<Item = &'a Member>) -> Option<Vec<u8>> {
-    let mut body = Vec::with_capacity(64 + 500 * 200);
+    let mut body = Vec::with_capacity(64 + members.size_hint().1.unwrap_or(500).min(500) * 200);
     body.extend_from_slice(b"{\"update_existing\":true,\"members\":[");
     let mut any = false;
     for member in members {

@@ -1,6 +1,7 @@
 //! What a sync does to contacts beyond creating and updating them (consent, deletions, owned tags),
 //! counted per contact: write's summary and preview's report describe it in the same words.
 
+use crate::config::MemberStatus;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +39,16 @@ impl Effects {
         self.already_gone += other.already_gone;
         self.tags_removed += other.tags_removed;
         self.contacts_untagged += other.contacts_untagged;
+    }
+
+    /// Counts a contact whose `status` was sent and accepted (a deletion, or the status field).
+    pub fn count_status(&mut self, status: Option<MemberStatus>, deleted_at_source: bool) {
+        match status {
+            Some(MemberStatus::Unsubscribed) if deleted_at_source => self.deletions_unsubscribed += 1,
+            Some(MemberStatus::Unsubscribed) => self.unsubscribed += 1,
+            Some(MemberStatus::Subscribed) => self.subscribed += 1,
+            _ => {}
+        }
     }
 
     /// Readable lines, one per kind of effect that happened; `verb` is "were" or "would be".

@@ -28,6 +28,11 @@ pub enum InputEvent {
     },
 }
 
+/// What to tell the user about an invalid line (`InputEvent::Invalid`).
+pub fn invalid_line(line: u64, reason: &str, excerpt: &str) -> String {
+    format!("Input line {line} is not an Airbyte message: {reason}. Line {line} begins: {excerpt}.")
+}
+
 /// Starts the reader thread; `capacity` bounds the messages waiting in the channel. The channel
 /// closes at end of input.
 pub fn spawn_reader<R: Read + Send + 'static>(

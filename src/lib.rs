@@ -79,10 +79,9 @@ where
             };
             out.send(&status)
         }
-        Command::Discover { config } => match discover::discover(&config).await {
-            Ok(message) => out.send(&message),
-            Err(error) => Err(error),
-        },
+        Command::Discover { config } => {
+            discover::discover(&config).await.and_then(|message| out.send(&message))
+        }
         Command::Write { config, catalog } => write(&config, &catalog, stdin, &mut out).await,
         Command::Preview { .. } => unreachable!("preview is handled above"),
     };

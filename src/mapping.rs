@@ -44,6 +44,9 @@ pub fn hex(key: &EmailKey) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The rejection reason of a record whose stream the configured catalog does not have.
+pub const UNKNOWN_STREAM: &str = "stream not in the catalog";
+
 /// The platform's change-data-capture field: set on a record whose row was deleted at the source.
 pub const DELETED_AT_FIELD: &str = "_ab_cdc_deleted_at";
 
@@ -550,7 +553,6 @@ fn normalize(name: &str) -> String {
     out.trim_matches('_').to_string()
 }
 
-/// Finds the email: the configured field, else `email_address`/`email` (any case), else a one-field primary key.
 /// Where the record's email is: the configured field, else `email_address` or `email` (any case),
 /// else a one-field primary key. A repeated name: the last one wins, as in a JSON object.
 fn find_email(

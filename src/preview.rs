@@ -10,7 +10,7 @@ use crate::input::InputEvent;
 use crate::ledger::{Ledger, PendingState};
 use crate::mailchimp::client::Client;
 use crate::mailchimp::model::{ListInfo, MemberSummary};
-use crate::mapping::{email_key, Action, EmailKey, Mapped, Mapper, Member};
+use crate::mapping::{email_key, Action, EmailKey, Mapped, Mapper, Member, UNKNOWN_STREAM};
 use crate::progress::thousands;
 use crate::protocol::Incoming;
 use futures::stream::{StreamExt, TryStreamExt};
@@ -163,8 +163,7 @@ pub async fn preview<W: Write>(
     out: &mut W,
 ) -> Result<(), ConnectorError> {
     let client = Client::new(config)?;
-    let (list, merge_fields) = tokio::join!(client.list(), client.merge_fields());
-    let (list, merge_fields) = (list?, merge_fields?);
+    let (list, merge_fields) = client.audience().await?;
     let mut mapper = Mapper::new(config, catalog, &merge_fields)?;
     let required: Vec<String> = merge_fields.iter().filter(|f| f.required).map(|f| f.tag.clone()).collect();
     let mut report = Report {
@@ -193,20 +192,20 @@ pub async fn preview<W: Write>(
         for event in events {
             match event {
                 InputEvent::Invalid { line, reason, excerpt } => {
-                    return Err(ConnectorError::system(format!(
-                        "Input line {line} is not an Airbyte message: {reason}. Line {line} begins: {excerpt}."
-                    )))
+                    return Err(ConnectorError::system(crate::input::invalid_line(line, &reason, &excerpt)))
                 }
                 InputEvent::Message(Incoming::Record(mut record)) => {
                     report.records += 1;
                     if !mapper.resolve_stream_in_place(&mut record.stream) {
-                        *report.rejected_by_reason.entry("stream not in the catalog".into()).or_default() += 1;
+                        *report.rejected_by_reason.entry(UNKNOWN_STREAM.into()).or_default() += 1;
                         continue;
                     }
                     let tally = ledger.tally_for(&record.stream);
                     match mapper.map(&record.stream, record.data) {
                         Mapped::Member(member) => batcher.push_member(member, tally, Instant::now()),
-                        Mapped::Rejected(reason) => *report.rejected_by_reason.entry(reason).or_default() += 1,
+                        Mapped::Rejected(reason) => {
+                            *report.rejected_by_reason.entry(reason).or_default() += 1
+                        }
                         Mapped::DeletionIgnored => report.effects.deletions_ignored += 1,
                     }
                     take(&mut batcher, &mut contacts, &mut names);
@@ -387,7 +386,7 @@ fn simulate<'a>(
                 }
                 _ => {
                     report.created += 1;
-                    count_status(step, report);
+                    report.effects.count_status(step.status, step.deleted_at_source);
                     Held::Member(
                         step.status.unwrap_or(step.status_if_new).as_str(),
                         tag(context, step, Vec::new(), report),
@@ -396,7 +395,7 @@ fn simulate<'a>(
             },
             (Action::Upsert, Held::Archived(tags)) => {
                 report.created += 1;
-                count_status(step, report);
+                report.effects.count_status(step.status, step.deleted_at_source);
                 Held::Member(
                     step.status.unwrap_or(step.status_if_new).as_str(),
                     tag(context, step, tags, report),
@@ -415,7 +414,7 @@ fn simulate<'a>(
                         }
                     }
                     Some(new) => {
-                        count_status(step, report);
+                        report.effects.count_status(step.status, step.deleted_at_source);
                         status = new.as_str();
                     }
                     None => {}
@@ -453,17 +452,6 @@ fn tag(context: &Context, step: &Step, mut tags: Vec<TagId>, report: &mut Report
         }
     }
     tags
-}
-
-fn count_status(step: &Step, report: &mut Report) {
-    match step.status {
-        Some(MemberStatus::Unsubscribed) if step.deleted_at_source => {
-            report.effects.deletions_unsubscribed += 1
-        }
-        Some(MemberStatus::Unsubscribed) => report.effects.unsubscribed += 1,
-        Some(MemberStatus::Subscribed) => report.effects.subscribed += 1,
-        _ => {}
-    }
 }
 
 /// The report for people.

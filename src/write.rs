@@ -11,7 +11,7 @@ use crate::input::InputEvent;
 use crate::ledger::{Ledger, PendingState};
 use crate::mailchimp::budget::Reservation;
 use crate::mailchimp::client::{Client, Notice};
-use crate::mapping::{EmailKey, Mapped, Mapper};
+use crate::mapping::{EmailKey, Mapped, Mapper, UNKNOWN_STREAM};
 use crate::progress::{rate, thousands, Progress, Snapshot, PROGRESS_EVERY};
 use crate::protocol::{state_echo, state_scope, Incoming, Level, Output, StreamKey};
 use crate::redact::mask_email;
@@ -93,9 +93,7 @@ impl<'a, W: Write> Writer<'a, W> {
     ) -> Result<Self, ConnectorError> {
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let client = Client::new(config)?.with_notices(notices_tx);
-        // Both reads at once: a sync starts one request latency sooner.
-        let (list, merge_fields) = tokio::join!(client.list(), client.merge_fields());
-        let (list, merge_fields) = (list?, merge_fields?);
+        let (list, merge_fields) = client.audience().await?;
         let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
         out.log(
             Level::Info,
@@ -263,9 +261,9 @@ impl<'a, W: Write> Writer<'a, W> {
                 InputEvent::Invalid { line, reason, excerpt } => {
                     self.batcher.flush();
                     return Ok(Some(ConnectorError::system(format!(
-                        "Input line {line} is not an Airbyte message: {reason}. Line {line} begins: {excerpt}. The \
-                         records before it were written and their states released; the source or platform sent \
-                         malformed data, so the sync stops here."
+                        "{} The records before it were written and their states released; the source or \
+                         platform sent malformed data, so the sync stops here.",
+                        crate::input::invalid_line(line, &reason, &excerpt)
                     ))));
                 }
             }
@@ -280,7 +278,7 @@ impl<'a, W: Write> Writer<'a, W> {
                 if !self.mapper.resolve_stream_in_place(&mut record.stream) {
                     let tally = self.ledger.tally_for(&record.stream);
                     self.ledger.settle(tally, false);
-                    self.count_rejection("stream not in the catalog");
+                    self.count_rejection(UNKNOWN_STREAM);
                     if self.unknown_streams.insert(record.stream.clone()) {
                         let text = format!(
                             "Skipping records of stream '{}': it is not in the configured catalog.",

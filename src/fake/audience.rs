@@ -103,6 +103,13 @@ impl FakeList {
         self.members.insert(subscriber_hash(email), member);
     }
 
+    /// Gives a member already in the audience these tags (test setup).
+    pub fn set_tags_of(&mut self, email: &str, tags: &[&str]) {
+        if let Some(member) = self.members.get_mut(&subscriber_hash(email)) {
+            member.tags = tags.iter().map(|t| t.to_string()).collect();
+        }
+    }
+
     pub fn member(&self, email: &str) -> Option<&FakeMember> {
         self.members.get(&subscriber_hash(email))
     }
@@ -130,9 +137,8 @@ impl FakeList {
                "tags_count": tags.len(), "tags": tags, "list_id": self.id})
     }
 
-    /// `POST /lists/{id}`: batch subscribe or update.
-    /// Batch subscribe. `with_members` false leaves out the member objects of the answer (as an
-    /// `exclude_fields` for them does), which saves building them.
+    /// `POST /lists/{id}`: batch subscribe or update. `with_members` false leaves out the member
+    /// objects of the answer (as a partial response without them does), which saves building them.
     pub fn batch_subscribe(
         &mut self,
         body: &Value,

@@ -156,9 +156,10 @@ fn api(
         }
         ("GET", ["lists", id, "members"]) => match lists.iter().find(|l| l.id == *id) {
             Some(list) => {
-                let number = |name: &str| param(query, name).and_then(|v| v.parse::<usize>().ok());
-                let page =
-                    list.members_page(number("offset").unwrap_or(0), number("count").unwrap_or(10).min(1000));
+                let page = list.members_page(
+                    number_param(query, "offset").unwrap_or(0),
+                    number_param(query, "count").unwrap_or(10).min(1000),
+                );
                 json_response(StatusCode::OK, partial(page, query))
             }
             None => not_found(),
@@ -229,6 +230,10 @@ fn param(query: &str, name: &str) -> Option<String> {
         .split('&')
         .find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
         .map(|v| v.replace("%2C", ",").replace("%2c", ","))
+}
+
+fn number_param(query: &str, name: &str) -> Option<usize> {
+    param(query, name).and_then(|v| v.parse().ok())
 }
 
 fn field_list(query: &str, name: &str) -> Option<Vec<String>> {
@@ -318,14 +323,8 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> 
 }
 
 fn merge_fields_page(list: &FakeList, query: &str) -> Response {
-    let param = |name: &str| {
-        query
-            .split('&')
-            .find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-            .and_then(|v| v.parse::<usize>().ok())
-    };
-    let count = param("count").unwrap_or(10).min(1000);
-    let offset = param("offset").unwrap_or(0);
+    let count = number_param(query, "count").unwrap_or(10).min(1000);
+    let offset = number_param(query, "offset").unwrap_or(0);
     let page: Vec<&super::audience::FakeMergeField> =
         list.merge_fields.iter().skip(offset).take(count).collect();
     json_response(
