@@ -45,10 +45,7 @@ fn status_of(fake: &FakeMailchimp, email: &str) -> String {
 }
 
 fn set_tags(fake: &FakeMailchimp, email: &str, tags: &[&str]) {
-    fake.with_list(LIST, |list| {
-        let hash = destination_mailchimp::mapping::subscriber_hash(email);
-        list.members.get_mut(&hash).unwrap().tags = tags.iter().map(|t| t.to_string()).collect();
-    });
+    fake.with_list(LIST, |list| list.set_tags_of(email, tags));
 }
 
 #[test]
@@ -161,11 +158,7 @@ fn a_blocked_resubscription_becomes_pending_with_that_policy() {
     let left = fake.member(LIST, "left@mail.io").unwrap();
     assert_eq!((left.status.as_str(), &left.merge_fields["FNAME"]), ("pending", &json!("Back")));
     assert_eq!(state_counts(&run), (1.0, 0.0));
-    assert!(
-        run.logs().contains("1 re-subscription(s) blocked by Mailchimp were set to pending"),
-        "{}",
-        run.logs()
-    );
+    run.assert_logged("1 re-subscription(s) blocked by Mailchimp were set to pending");
 }
 
 #[test]
@@ -194,11 +187,7 @@ fn archive_applies_in_input_order_and_a_missing_contact_is_already_gone() {
     assert_eq!(status_of(&fake, "back@mail.io"), "subscribed", "the archive, then the upsert restores");
     assert_eq!(fake.member(LIST, "back@mail.io").unwrap().merge_fields["FNAME"], "Back");
     assert_eq!(state_counts(&run), (6.0, 0.0));
-    assert!(
-        run.logs().contains("3 contact(s) were archived; 1 contact(s) were already gone"),
-        "{}",
-        run.logs()
-    );
+    run.assert_logged("3 contact(s) were archived; 1 contact(s) were already gone");
 }
 
 #[test]
@@ -214,22 +203,18 @@ fn unsubscribe_on_delete_unsubscribes_and_permanent_deletion_is_never_undone() {
     );
     assert_eq!(status_of(&fake, "quit@mail.io"), "unsubscribed");
     assert_eq!(fake.member(LIST, "quit@mail.io").unwrap().merge_fields["FNAME"], "Q");
-    assert!(
-        run.logs().contains("Deletions at the source: 1 contact(s) were unsubscribed."),
-        "{}",
-        run.logs()
-    );
+    run.assert_logged("Deletions at the source: 1 contact(s) were unsubscribed.");
 
     let erase = json!({"id": 2, "email": "erase@mail.io", "_ab_cdc_deleted_at": "2026-11-20"});
     let run = write(&fake, json!({"on_delete": "delete_permanently"}), &[erase]);
     assert_eq!(status_of(&fake, "erase@mail.io"), "absent");
-    assert!(run.logs().contains("1 contact(s) were permanently deleted"), "{}", run.logs());
+    run.assert_logged("1 contact(s) were permanently deleted");
 
     // The address can never come back through the API: reported, not retried.
     let before = fake.requests().len();
     let run = write(&fake, json!({}), &[json!({"id": 2, "email": "erase@mail.io"})]);
     assert_eq!(state_counts(&run), (0.0, 1.0));
-    assert!(run.logs().contains("was permanently deleted and cannot be re-imported"), "{}", run.logs());
+    run.assert_logged("was permanently deleted and cannot be re-imported");
     let batches = fake.requests()[before..].iter().filter(|r| r.method == "POST").count();
     assert_eq!(batches, 1, "a forgotten address is not sent again");
     assert_eq!(status_of(&fake, "erase@mail.io"), "absent");
@@ -268,11 +253,7 @@ fn owned_tag_mode_removes_exactly_the_stale_prefixed_tags() {
         json!({"tags": [{"name": "hp:gold", "status": "inactive"}], "is_syncing": true})
     );
     assert_eq!(state_counts(&run), (4.0, 0.0));
-    assert!(
-        run.logs().contains("Owned tags: 1 stale tag(s) were removed from 1 contact(s)"),
-        "{}",
-        run.logs()
-    );
+    run.assert_logged("Owned tags: 1 stale tag(s) were removed from 1 contact(s)");
 }
 
 #[test]
@@ -281,8 +262,7 @@ fn archives_and_tag_removals_are_retried_like_batches() {
     let setup = |list: &mut destination_mailchimp::fake::FakeList| {
         for email in ["a@mail.io", "b@mail.io", "c@mail.io"] {
             list.put_member(email, "subscribed", json!({}));
-            let hash = destination_mailchimp::mapping::subscriber_hash(email);
-            list.members.get_mut(&hash).unwrap().tags = vec!["hp:old".into(), "keep".into()];
+            list.set_tags_of(email, &["hp:old", "keep"]);
         }
     };
     let settings = json!({"on_delete": "archive", "tag_mode": "owned", "owned_tag_prefix": "hp:"});
@@ -308,7 +288,7 @@ fn archives_and_tag_removals_are_retried_like_batches() {
     assert_eq!(faulty.faults_remaining(), 0, "every fault was met");
     assert_eq!(state_counts(&run), (3.0, 0.0));
     assert_eq!(faulty.members(LIST), calm.members(LIST), "the same audience as without faults");
-    assert!(run.logs().contains("attempt 1; retrying"), "{}", run.logs());
+    run.assert_logged("attempt 1; retrying");
     let tags = |email: &str| {
         let mut tags = faulty.member(LIST, email).unwrap().tags;
         tags.sort();

@@ -106,10 +106,7 @@ fn preview_with_consent_settings_matches_the_write_that_follows() {
         demo_audience(list);
         list.put_member("grace.hopper@navy-mail.org", "subscribed", json!({}));
     });
-    fake.with_list(LIST, |list| {
-        let hash = destination_mailchimp::mapping::subscriber_hash("grace.hopper@navy-mail.org");
-        list.members.get_mut(&hash).unwrap().tags = vec!["plan:free".into(), "vip".into()];
-    });
+    fake.with_list(LIST, |list| list.set_tags_of("grace.hopper@navy-mail.org", &["plan:free", "vip"]));
     let files = Files::new(
         &config(json!({"tags": "plan:current", "status_field": "marketing_status", "on_delete": "archive",
                        "tag_mode": "owned", "owned_tag_prefix": "plan:"})),
@@ -215,10 +212,7 @@ fn preview_matches_write_when_records_of_one_contact_span_batches() {
             list.put_member(email, status, json!({"PLAN": "free"}));
         }
     });
-    fake.with_list(LIST, |list| {
-        let hash = destination_mailchimp::mapping::subscriber_hash("a@shop.io");
-        list.members.get_mut(&hash).unwrap().tags = vec!["hp:old".into(), "keep".into()];
-    });
+    fake.with_list(LIST, |list| list.set_tags_of("a@shop.io", &["hp:old", "keep"]));
     let files = Files::new(
         &config(json!({"batch_size": 2, "status_field": "consent", "resubscribe_policy": "pending",
                        "on_delete": "archive", "tag_mode": "owned", "owned_tag_prefix": "hp:"})),
@@ -281,6 +275,11 @@ mod agreement {
     /// A record: which email, its consent value, which tags (bit set), deleted or not.
     type Rec = (usize, usize, u8, bool);
 
+    /// The tags whose bits are set.
+    fn chosen(bits: u8) -> Vec<&'static str> {
+        TAGS.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, t)| *t).collect()
+    }
+
     fn records() -> impl Strategy<Value = Vec<Rec>> {
         prop::collection::vec((0..EMAILS.len(), 0..CONSENT.len(), 0u8..8, prop::bool::weighted(0.2)), 1..14)
     }
@@ -303,9 +302,7 @@ mod agreement {
                         continue;
                     }
                     list.put_member(email, STATUSES[*status], json!({}));
-                    let hash = destination_mailchimp::mapping::subscriber_hash(email);
-                    let member = list.members.get_mut(&hash).unwrap();
-                    member.tags = TAGS.iter().enumerate().filter(|(i, _)| tags & (1 << i) != 0).map(|(_, t)| t.to_string()).collect();
+                    list.set_tags_of(email, &chosen(*tags));
                 }
             });
             let files = Files::new(
@@ -322,8 +319,7 @@ mod agreement {
                     if let Some(consent) = CONSENT[*consent] {
                         data["consent"] = json!(consent);
                     }
-                    let tags: Vec<&str> = TAGS.iter().enumerate().filter(|(i, _)| tags & (1 << i) != 0).map(|(_, t)| *t).collect();
-                    data["tags"] = json!(tags);
+                    data["tags"] = json!(chosen(*tags));
                     if *deleted {
                         data["_ab_cdc_deleted_at"] = json!("2026-11-20T00:00:00Z");
                     }

@@ -96,6 +96,12 @@ impl Run {
         self.of_type("STATE").into_iter().map(|l| &l["state"]).collect()
     }
 
+    /// Fails, showing every LOG message, unless one of them contains `text`.
+    pub fn assert_logged(&self, text: &str) {
+        let logs = self.logs();
+        assert!(logs.contains(text), "no LOG message contains {text:?}:\n{logs}");
+    }
+
     pub fn logs(&self) -> String {
         self.of_type("LOG")
             .iter()
