@@ -9,9 +9,12 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock spec.json ./
 COPY src ./src
 COPY benches ./benches
+# The workspace's other member (the fake Mailchimp API for tests) must be present for cargo to read
+# the workspace; only the connector is built.
+COPY crates ./crates
 # No debug symbols and a stripped binary in the image.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=true
-RUN cargo build --release --locked --bin destination-mailchimp \
+RUN cargo build --release --locked -p destination-mailchimp --bin destination-mailchimp \
  && install -m 0755 target/release/destination-mailchimp /destination-mailchimp
 
 FROM ${RUNTIME_IMAGE}

@@ -130,7 +130,7 @@ def main():
     sizes = [200_000] if args.quick else [200_000, 1_000_000]
     latencies = [int(x) for x in args.latencies.split(",")]
 
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bins"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--workspace", "--bins"], cwd=ROOT, check=True)
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; release build; batch size {BATCH}")
     header = ("latency", "records", "requests", "records/s", "ceiling/s", "ratio", "peak in flight",
               "connector CPU s", "µs/record", "peak RSS MB", "fake CPU share")

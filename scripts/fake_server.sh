@@ -9,7 +9,7 @@ cleanup() { [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null; rm -rf "$work"; 
 trap cleanup EXIT
 
 start_fake_server() {
-  cargo build --release --locked --quiet --bins
+  cargo build --release --locked --quiet --workspace --bins
   "$bin/fake-mailchimp" serve "$@" >"$work/fake.out" 2>"$work/fake.err" &
   fake_pid=$!
   for _ in $(seq 1 100); do

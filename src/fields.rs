@@ -2,7 +2,7 @@
 //! for a record that is read once), or whatever else the source sent instead of an object.
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::fmt;
 
 /// A record's `data`.
@@ -20,19 +20,6 @@ impl RecordData {
         match self {
             RecordData::Fields(fields) => Some(fields),
             RecordData::Other(_) => None,
-        }
-    }
-
-    /// The value of the last field called `name`.
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.fields()?.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
-    }
-
-    /// The data as a JSON value (for tests and messages).
-    pub fn to_value(&self) -> Value {
-        match self {
-            RecordData::Fields(fields) => Value::Object(fields.iter().cloned().collect::<Map<_, _>>()),
-            RecordData::Other(value) => value.clone(),
         }
     }
 }
@@ -126,11 +113,10 @@ mod tests {
                 ("b".into(), json!(2))
             ])
         );
-        assert_eq!(data.get("b"), Some(&json!(2)), "the last of a repeated name wins");
         for other in [json!(null), json!(true), json!(-3), json!(2.5), json!("x"), json!([1, {"a": 2}])] {
             let data: RecordData = serde_json::from_value(other.clone()).unwrap();
             assert_eq!(data, RecordData::Other(other.clone()));
-            assert_eq!(data.to_value(), other);
+            assert_eq!(data, RecordData::from(other));
         }
     }
 }

@@ -15,7 +15,6 @@
 //! - [`mailchimp`]: the API client, its types and the retry classification.
 //! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails in logs;
 //!   [`usage`]: peak memory for the summary.
-//! - [`fake`]: a fake Mailchimp server for tests and the offline demo.
 
 pub mod apply;
 pub mod batch;
@@ -27,7 +26,6 @@ pub mod convert;
 pub mod discover;
 pub mod effects;
 pub mod error;
-pub mod fake;
 pub mod fields;
 pub mod input;
 pub mod ledger;

@@ -1,5 +1,6 @@
 //! The `destination-mailchimp` binary: logging to stderr, command-line parsing, exit code.
 
+use anyhow::Context;
 use clap::Parser;
 use destination_mailchimp::cli::Cli;
 use std::io::BufReader;
@@ -16,10 +17,25 @@ fn main() {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let cli = Cli::parse();
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the async runtime starts");
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("destination-mailchimp: {error:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Starts the async runtime and runs the command; failures of the connector itself are reported on
+/// stdout by the command, so only a runtime that cannot start is an error here.
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime (threads or timers unavailable)")?;
     let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
     let code = runtime.block_on(destination_mailchimp::run(cli.command, stdin, std::io::stdout().lock()));
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    std::process::exit(code);
+    Ok(code)
 }

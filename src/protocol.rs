@@ -208,7 +208,7 @@ mod tests {
         let line = br#"{"type":"RECORD","record":{"stream":"users","namespace":null,"data":{"email":"a@b.io"},"emitted_at":1,"meta":null,"extra":5},"log":null}"#;
         let Incoming::Record(record) = parse_line(line).unwrap() else { panic!() };
         assert_eq!(record.stream, StreamKey { namespace: None, name: "users".into() });
-        assert_eq!(record.data.get("email").unwrap(), "a@b.io");
+        assert_eq!(record.data, RecordData::from(serde_json::json!({"email": "a@b.io"})));
     }
 
     #[test]

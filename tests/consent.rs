@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use destination_mailchimp::fake::{FakeMailchimp, RecordedRequest};
+use fake_mailchimp::{FakeMailchimp, RecordedRequest};
 use serde_json::{json, Value};
 
 fn write(fake: &FakeMailchimp, extra: Value, records: &[Value]) -> Run {
@@ -258,8 +258,8 @@ fn owned_tag_mode_removes_exactly_the_stale_prefixed_tags() {
 
 #[test]
 fn archives_and_tag_removals_are_retried_like_batches() {
-    use destination_mailchimp::fake::{Fault, Target};
-    let setup = |list: &mut destination_mailchimp::fake::FakeList| {
+    use fake_mailchimp::{Fault, Target};
+    let setup = |list: &mut fake_mailchimp::FakeList| {
         for email in ["a@mail.io", "b@mail.io", "c@mail.io"] {
             list.put_member(email, "subscribed", json!({}));
             list.set_tags_of(email, &["hp:old", "keep"]);

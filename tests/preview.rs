@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use destination_mailchimp::effects::Effects;
-use destination_mailchimp::fake::{FakeList, FakeMailchimp};
+use fake_mailchimp::{FakeList, FakeMailchimp};
 use serde_json::{json, Value};
 
 const SAMPLE: &str = "integration_tests/messages.jsonl";

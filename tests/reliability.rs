@@ -5,9 +5,9 @@
 mod common;
 use common::*;
 use destination_mailchimp::config;
-use destination_mailchimp::fake::{FakeMailchimp, Fault, Target};
 use destination_mailchimp::mailchimp::client::Client;
 use destination_mailchimp::mailchimp::retry::Backoff;
+use fake_mailchimp::{FakeMailchimp, Fault, Target};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

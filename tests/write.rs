@@ -36,7 +36,7 @@ fn run_write(files: &Files, input: &str, base_url: &str) -> Run {
     run(&args, input, Some(base_url))
 }
 
-fn batch_requests(fake: &destination_mailchimp::fake::FakeMailchimp) -> Vec<Value> {
+fn batch_requests(fake: &fake_mailchimp::FakeMailchimp) -> Vec<Value> {
     fake.requests()
         .into_iter()
         .filter(|r| r.method == "POST" && r.path == format!("/3.0/lists/{LIST}"))

@@ -139,10 +139,6 @@ impl Client {
         self
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     /// `GET /ping`: the key is accepted and the API is reachable.
     pub async fn ping(&self) -> Result<(), ConnectorError> {
         self.call::<serde_json::Value>(Call::Ping, Method::GET, "/ping".into(), None).await.map(|_| ())

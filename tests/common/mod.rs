@@ -2,7 +2,7 @@
 //! decode every stdout line.
 #![allow(dead_code)]
 
-use destination_mailchimp::fake::{FakeList, FakeMailchimp};
+use fake_mailchimp::{FakeList, FakeMailchimp};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! and writes synthetic source messages for load runs (`generate`).
 
 use clap::{Parser, Subcommand};
-use destination_mailchimp::fake::{serve, FakeList, Shared};
+use fake_mailchimp::{serve, FakeList, Shared};
 use std::io::Write;
 use std::time::Duration;
 

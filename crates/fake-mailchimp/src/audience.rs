@@ -1,11 +1,19 @@
 //! The fake's data model: audiences, merge fields and members, and batch subscribe as Mailchimp
 //! documents it (per-member errors inside a 200 answer, `status` vs `status_if_new`, compliance states).
 
-use crate::mapping::subscriber_hash;
+use md5::{Digest, Md5};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
+
+/// Mailchimp's id of a member: "the MD5 hash of the lowercase version of the list member's email
+/// address" (API reference, Lists/Audiences → Members), in lowercase hex. Written here on its own,
+/// not taken from the connector, so that a mistake in the connector's hash shows up in the tests.
+pub fn subscriber_hash(email: &str) -> String {
+    let digest = Md5::digest(email.to_lowercase().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Mailchimp's cap on members per batch-subscribe call.
 pub const MAX_BATCH_MEMBERS: usize = 500;
