@@ -1,13 +1,13 @@
 //! One batch applied to Mailchimp: the batch-subscribe call, a second try for re-subscriptions
 //! Mailchimp forbids, the deletions, and the removal of stale owned tags.
 
-use crate::batch::{members_body, Entry};
-use crate::config::{Config, MemberStatus, ResubscribePolicy};
+use crate::batch::Entry;
+use crate::config::{Config, ResubscribePolicy};
 use crate::effects::Effects;
 use crate::error::ConnectorError;
 use crate::mailchimp::client::{Applied, Client};
+use crate::mailchimp::member::{email_key, members_body, Action, EmailKey, Member, MemberStatus};
 use crate::mailchimp::model::{BatchResponse, MemberError, MemberSummary};
-use crate::mapping::{email_key, Action, EmailKey, Member};
 use crate::redact::mask_emails_in;
 use rustc_hash::FxHashMap;
 use tokio::sync::OwnedSemaphorePermit;

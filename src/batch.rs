@@ -2,7 +2,7 @@
 //! messages each batch releases, and the request body of a batch. Pure logic, no I/O.
 
 use crate::ledger::{PendingState, TallyId};
-use crate::mapping::{Action, EmailKey, Member};
+use crate::mailchimp::member::{members_body, Action, EmailKey, Member};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -130,22 +130,6 @@ pub fn request_body(entries: &[Entry]) -> Option<Vec<u8>> {
     members_body(entries.iter().map(|e| &e.member).filter(|m| m.action == Action::Upsert))
 }
 
-/// A batch-subscribe body for these members (None when there are none).
-pub fn members_body<'a>(members: impl Iterator<Item = &'a Member>) -> Option<Vec<u8>> {
-    let mut body = Vec::with_capacity(64 + members.size_hint().1.unwrap_or(500).min(500) * 200);
-    body.extend_from_slice(b"{\"update_existing\":true,\"members\":[");
-    let mut any = false;
-    for member in members {
-        if any {
-            body.push(b',');
-        }
-        any = true;
-        serde_json::to_writer(&mut body, member).expect("a member always serializes");
-    }
-    body.extend_from_slice(b"]}");
-    any.then_some(body)
-}
-
 /// Whether a later record's member can be folded into an earlier one of the same email with the
 /// same result as applying both in turn.
 fn mergeable(earlier: &Member, later: &Member) -> bool {
@@ -181,8 +165,7 @@ fn merge_into(earlier: &mut Member, later: Member) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MemberStatus;
-    use crate::mapping::email_key;
+    use crate::mailchimp::member::{email_key, MemberStatus};
     use serde_json::json;
 
     fn member(email: &str, fname: &str) -> Member {

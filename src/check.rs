@@ -12,7 +12,7 @@ const CHECK_RETRY_TIME: Duration = Duration::from_secs(5);
 /// Returns the SUCCEEDED message, or the error whose message becomes the FAILED message.
 pub async fn check(config_path: &Path) -> Result<String, ConnectorError> {
     let config = config::load(config_path)?;
-    let client = Client::new(&config)?.with_max_retry_time(CHECK_RETRY_TIME);
+    let client = Client::new(&config.client_settings())?.with_max_retry_time(CHECK_RETRY_TIME);
     client.ping().await?;
     let list = client.list().await?;
     let merge_fields = client.merge_fields().await?;

@@ -1,75 +1,16 @@
 //! The user's configuration: validated against spec.json, then parsed into a typed `Config`.
 
 use crate::error::ConnectorError;
+pub use crate::mailchimp::client::{ApiKey, ClientSettings};
+pub use crate::mailchimp::member::MemberStatus;
 use crate::spec::connection_specification;
 use serde_json::Value;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 /// The environment variable that replaces the Mailchimp base URL (tests and the offline demo).
 pub const BASE_URL_ENV: &str = "MAILCHIMP_API_BASE_URL";
-
-/// A Mailchimp API key. It is never printed: `Debug` and `Display` show a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The key itself, for the Authorization header only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey([redacted])")
-    }
-}
-
-impl fmt::Display for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// The status Mailchimp gives a contact (the values this connector may send).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberStatus {
-    Subscribed,
-    Pending,
-    Transactional,
-    Unsubscribed,
-}
-
-impl MemberStatus {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "subscribed" => Some(Self::Subscribed),
-            "pending" => Some(Self::Pending),
-            "transactional" => Some(Self::Transactional),
-            "unsubscribed" => Some(Self::Unsubscribed),
-            _ => None,
-        }
-    }
-}
-
-impl MemberStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Subscribed => "subscribed",
-            Self::Pending => "pending",
-            Self::Transactional => "transactional",
-            Self::Unsubscribed => "unsubscribed",
-        }
-    }
-}
 
 /// What happens when the source asks to subscribe a contact that Mailchimp holds as unsubscribed
 /// or cleaned (Mailchimp refuses it: "Member In Compliance State").
@@ -128,6 +69,20 @@ pub struct Config {
     pub on_delete: OnDelete,
     /// `tag_mode` owned: tags with this prefix belong to the sync, and stale ones are removed.
     pub owned_tag_prefix: Option<String>,
+}
+
+impl Config {
+    /// What the Mailchimp client needs from the config.
+    pub fn client_settings(&self) -> ClientSettings {
+        ClientSettings {
+            base_url: self.base_url.clone(),
+            list_id: self.list_id.clone(),
+            api_key: self.api_key.clone(),
+            max_concurrent_requests: self.max_concurrent_requests,
+            max_retry_time: self.max_retry_time,
+            skip_merge_validation: self.skip_merge_validation,
+        }
+    }
 }
 
 /// Reads, validates and parses the config file; the base URL may be replaced by `MAILCHIMP_API_BASE_URL`.

@@ -12,7 +12,7 @@ use std::path::Path;
 /// Reads the audience and its merge fields and returns the DESTINATION_CATALOG message.
 pub async fn discover(config_path: &Path) -> Result<Value, ConnectorError> {
     let config = config::load(config_path)?;
-    let client = Client::new(&config)?;
+    let client = Client::new(&config.client_settings())?;
     let list = client.list().await?;
     let merge_fields = client.merge_fields().await?;
     Ok(json!({"type": "DESTINATION_CATALOG", "destination_catalog": {"operations": [{

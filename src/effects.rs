@@ -1,7 +1,7 @@
 //! What a sync does to contacts beyond creating and updating them (consent, deletions, owned tags),
 //! counted per contact: write's summary and preview's report describe it in the same words.
 
-use crate::config::MemberStatus;
+use crate::mailchimp::member::MemberStatus;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

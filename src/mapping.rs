@@ -2,112 +2,22 @@
 //! member attributes, and tags.
 
 use crate::catalog::ConfiguredCatalog;
-use crate::config::{Config, MemberStatus, OnDelete};
+use crate::config::{Config, OnDelete};
 use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
+use crate::mailchimp::member::{Action, Member, MemberStatus};
 use crate::mailchimp::model::MergeField;
 use crate::protocol::{RecordData, StreamKey};
 use crate::redact::excerpt;
-use md5::{Digest, Md5};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// MD5 of the lowercased email: Mailchimp's identity of a contact (`subscriber_hash`).
-pub type EmailKey = [u8; 16];
-
-pub fn email_key(email: &str) -> EmailKey {
-    let mut hasher = Md5::new();
-    if !email.is_ascii() {
-        hasher.update(email.to_lowercase().as_bytes());
-    } else {
-        // ASCII: lowercase through a small buffer instead of a new string.
-        let mut chunk = [0u8; 64];
-        for piece in email.as_bytes().chunks(chunk.len()) {
-            let lower = &mut chunk[..piece.len()];
-            lower.copy_from_slice(piece);
-            lower.make_ascii_lowercase();
-            hasher.update(&*lower);
-        }
-    }
-    hasher.finalize().into()
-}
-
-/// The subscriber hash as Mailchimp writes it (lowercase hex).
-pub fn subscriber_hash(email: &str) -> String {
-    hex(&email_key(email))
-}
-
-/// An email key as Mailchimp's subscriber hash (lowercase hex).
-pub fn hex(key: &EmailKey) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The rejection reason of a record whose stream the configured catalog does not have.
 pub const UNKNOWN_STREAM: &str = "stream not in the catalog";
 
 /// The platform's change-data-capture field: set on a record whose row was deleted at the source.
 pub const DELETED_AT_FIELD: &str = "_ab_cdc_deleted_at";
-
-/// What is done to a contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Action {
-    /// Batch subscribe: create or update.
-    #[default]
-    Upsert,
-    /// Archive (`DELETE /lists/{id}/members/{hash}`), for a deletion at the source.
-    Archive,
-    /// Erase (`…/actions/delete-permanent`), for a deletion at the source.
-    DeletePermanently,
-}
-
-/// One contact as sent in a batch-subscribe request. `status` is sent only for an explicit change
-/// the source asks for (an opt-out, a subscription, a deletion as unsubscribe); otherwise existing
-/// contacts keep theirs, and `status_if_new` applies only to contacts new to the audience.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Member {
-    pub email_address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<MemberStatus>,
-    pub status_if_new: MemberStatus,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    pub merge_fields: Map<String, Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    /// Member attributes such as `language`, `vip` or `location`, sent beside the merge fields.
-    #[serde(flatten)]
-    pub attributes: Map<String, Value>,
-    #[serde(skip)]
-    pub key: EmailKey,
-    #[serde(skip)]
-    pub action: Action,
-    /// Owned-tag mode: the owned tags the record carries; any other owned tag the contact has in
-    /// Mailchimp is removed after the upsert. `None` when the sync leaves the contact's tags alone.
-    #[serde(skip)]
-    pub owned_tags: Option<Vec<String>>,
-    /// The record was a deletion at the source (for the counts).
-    #[serde(skip)]
-    pub deleted_at_source: bool,
-}
-
-impl Member {
-    /// A contact with only an email address: nothing but the action is applied.
-    pub fn bare(email: String, status_if_new: MemberStatus, action: Action) -> Self {
-        Self {
-            key: email_key(&email),
-            email_address: email,
-            status: None,
-            status_if_new,
-            merge_fields: Map::new(),
-            tags: Vec::new(),
-            attributes: Map::new(),
-            action,
-            owned_tags: None,
-            deleted_at_source: false,
-        }
-    }
-}
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq)]
@@ -631,6 +541,7 @@ fn add_record_tags(tags: &mut Vec<String>, value: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mailchimp::member::email_key;
     use serde_json::json;
 
     fn mapper(config: serde_json::Value, catalog: serde_json::Value) -> Mapper {
@@ -698,15 +609,6 @@ mod tests {
             ignoring.map(&users(), json!({"email": "x@examples.com"}).into()),
             Mapped::Member(_)
         ));
-    }
-
-    #[test]
-    fn hash_is_md5_of_lowercased_email() {
-        assert_eq!(
-            subscriber_hash("Urist.McVankab@freddiesjokes.com"),
-            subscriber_hash("urist.mcvankab@freddiesjokes.com")
-        );
-        assert_eq!(subscriber_hash("urist.mcvankab@freddiesjokes.com"), "62eeb292278cc15f5817cb78f7790b08");
     }
 
     #[test]

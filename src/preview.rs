@@ -3,14 +3,15 @@
 
 use crate::batch::{Batcher, Ready};
 use crate::catalog::ConfiguredCatalog;
-use crate::config::{Config, MemberStatus, ResubscribePolicy};
+use crate::config::{Config, ResubscribePolicy};
 use crate::effects::Effects;
 use crate::error::ConnectorError;
 use crate::input::InputEvent;
 use crate::ledger::{Ledger, PendingState};
 use crate::mailchimp::client::Client;
+use crate::mailchimp::member::{email_key, Action, EmailKey, Member, MemberStatus};
 use crate::mailchimp::model::{ListInfo, MemberSummary};
-use crate::mapping::{email_key, Action, EmailKey, Mapped, Mapper, Member, UNKNOWN_STREAM};
+use crate::mapping::{Mapped, Mapper, UNKNOWN_STREAM};
 use crate::progress::thousands;
 use crate::protocol::Incoming;
 use futures::stream::{StreamExt, TryStreamExt};
@@ -162,7 +163,7 @@ pub async fn preview<W: Write>(
     json: bool,
     out: &mut W,
 ) -> Result<(), ConnectorError> {
-    let client = Client::new(config)?;
+    let client = Client::new(&config.client_settings())?;
     let (list, merge_fields) = client.audience().await?;
     let mut mapper = Mapper::new(config, catalog, &merge_fields)?;
     let required: Vec<String> = merge_fields.iter().filter(|f| f.required).map(|f| f.tag.clone()).collect();

@@ -11,7 +11,8 @@ use crate::input::InputEvent;
 use crate::ledger::{Ledger, PendingState};
 use crate::mailchimp::budget::Reservation;
 use crate::mailchimp::client::{Client, Notice};
-use crate::mapping::{EmailKey, Mapped, Mapper, UNKNOWN_STREAM};
+use crate::mailchimp::member::EmailKey;
+use crate::mapping::{Mapped, Mapper, UNKNOWN_STREAM};
 use crate::progress::{rate, thousands, Progress, Snapshot, PROGRESS_EVERY};
 use crate::protocol::{state_echo, state_scope, Incoming, Level, Output, StreamKey};
 use crate::redact::mask_email;
@@ -92,7 +93,7 @@ impl<'a, W: Write> Writer<'a, W> {
         out: &'a mut Output<W>,
     ) -> Result<Self, ConnectorError> {
         let (notices_tx, notices) = mpsc::unbounded_channel();
-        let client = Client::new(config)?.with_notices(notices_tx);
+        let client = Client::new(&config.client_settings())?.with_notices(notices_tx);
         let (list, merge_fields) = client.audience().await?;
         let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
         out.log(
@@ -174,7 +175,7 @@ impl<'a, W: Write> Writer<'a, W> {
                         ),
                     )
                 }
-                Some(notice) = self.notices.recv() => self.out.log(notice.level, &notice.text),
+                Some(notice) = self.notices.recv() => self.out.log(level_of(notice.level), &notice.text),
                 Some(answer) = self.requests.next(), if !self.requests.is_empty() => self.complete(answer),
                 chunk = input.recv(), if input_open && self.in_flight.len() < self.window => {
                     match chunk.map(|events| self.take_chunk(events)) {
@@ -211,7 +212,7 @@ impl<'a, W: Write> Writer<'a, W> {
         // Whatever ended the loop, nothing more is sent.
         self.client.close();
         while let Ok(notice) = self.notices.try_recv() {
-            self.out.log(notice.level, &notice.text)?;
+            self.out.log(level_of(notice.level), &notice.text)?;
         }
         outcome?;
         if let Some((signal, _)) = stopping {
@@ -530,5 +531,13 @@ fn saved_states(count: u64) -> String {
         0 => "no state was saved".into(),
         1 => "1 state was saved".into(),
         n => format!("{n} states were saved"),
+    }
+}
+
+/// A client notice's level as a protocol LOG level.
+fn level_of(level: crate::mailchimp::client::Level) -> Level {
+    match level {
+        crate::mailchimp::client::Level::Info => Level::Info,
+        crate::mailchimp::client::Level::Warn => Level::Warn,
     }
 }

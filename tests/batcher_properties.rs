@@ -4,9 +4,8 @@
 //! audience ends as if the records had been applied one after another.
 
 use destination_mailchimp::batch::{Batch, Batcher, Ready};
-use destination_mailchimp::config::MemberStatus;
 use destination_mailchimp::ledger::{Ledger, PendingState};
-use destination_mailchimp::mapping::{Action, Member};
+use destination_mailchimp::mailchimp::member::{Action, Member, MemberStatus};
 use destination_mailchimp::protocol::{StateScope, StreamKey};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};

@@ -294,7 +294,7 @@ fn a_request_timeout_is_retried() {
     let fake = fake();
     fake.inject(Target::Any, &[Fault::Delay { ms: 3000 }]);
     let config = config::from_value(&config(json!({})), Some(&fake.base_url())).unwrap();
-    let client = Client::new(&config)
+    let client = Client::new(&config.client_settings())
         .unwrap()
         .with_timeouts(Duration::from_millis(500), Duration::from_millis(500))
         .unwrap()

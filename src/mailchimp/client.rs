@@ -5,13 +5,12 @@ use super::model::{
     ApiError, BatchResponse, ListInfo, MemberSummary, MembersPage, MergeField, MergeFieldsPage, Problem,
 };
 use super::retry::{classify, is_overload, Backoff, Verdict};
-use crate::config::{ApiKey, Config};
 use crate::error::ConnectorError;
-use crate::protocol::Level;
 use crate::redact::excerpt;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
@@ -20,6 +19,54 @@ use tokio::sync::OwnedSemaphorePermit;
 /// Mailchimp cancels calls after 120 s; waiting longer is pointless.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A Mailchimp API key. It is never printed: `Debug` and `Display` show a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself, for the Authorization header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// What the client needs to know: where Mailchimp is, which audience, the key, and its limits.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// API root without a trailing slash, e.g. `https://us6.api.mailchimp.com/3.0`.
+    pub base_url: String,
+    pub list_id: String,
+    pub api_key: ApiKey,
+    /// At most this many requests at once (Mailchimp allows 10 connections per user).
+    pub max_concurrent_requests: usize,
+    /// How long a failing request is retried before the failure is final.
+    pub max_retry_time: Duration,
+    pub skip_merge_validation: bool,
+}
+
+/// How much a notice matters to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+}
 
 /// Something the user should see in the sync's log (retries, concurrency changes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +131,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(config: &Config) -> Result<Self, ConnectorError> {
+    pub fn new(config: &ClientSettings) -> Result<Self, ConnectorError> {
         Ok(Self {
             http: http_client(config.max_concurrent_requests, REQUEST_TIMEOUT, CONNECT_TIMEOUT)?,
             base_url: config.base_url.clone(),
@@ -225,9 +272,9 @@ impl Client {
     /// `GET …/members/{hash}` with only the address, status and tags; `None` when there is no such contact.
     pub async fn member(
         &self,
-        key: &crate::mapping::EmailKey,
+        key: &super::member::EmailKey,
     ) -> Result<Option<MemberSummary>, ConnectorError> {
-        let path = self.member_path(&crate::mapping::hex(key), "?fields=email_address,status,tags");
+        let path = self.member_path(&super::member::hex(key), "?fields=email_address,status,tags");
         Ok(self.call_reply(Call::Member, Method::GET, path, None).await?.answer())
     }
 
@@ -249,7 +296,7 @@ impl Client {
         suffix: &str,
         body: Option<bytes::Bytes>,
     ) -> Result<Option<Applied>, ConnectorError> {
-        let path = self.member_path(&crate::mapping::subscriber_hash(email), suffix);
+        let path = self.member_path(&super::member::subscriber_hash(email), suffix);
         let reply: Option<Reply<serde::de::IgnoredAny>> =
             self.call_unless_closed(call, method, path, body, None).await?;
         Ok(reply.map(|r| match r {

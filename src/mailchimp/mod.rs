@@ -2,5 +2,6 @@
 
 pub mod budget;
 pub mod client;
+pub mod member;
 pub mod model;
 pub mod retry;
