@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use destination_mailchimp::config;
 use destination_mailchimp::mailchimp::client::Client;
-use destination_mailchimp::mailchimp::retry::Backoff;
+use destination_mailchimp::mailchimp::outcome::Backoff;
 use fake_mailchimp::{FakeMailchimp, Fault, Target};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

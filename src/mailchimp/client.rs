@@ -4,8 +4,8 @@ use super::budget::{Change, ConnectionBudget};
 use super::model::{
     ApiError, BatchResponse, ListInfo, MemberSummary, MembersPage, MergeField, MergeFieldsPage, Problem,
 };
-use super::retry::{classify, is_overload, Backoff, Verdict};
-use crate::error::ConnectorError;
+use super::outcome::{classify, Backoff, Call, Outcome};
+use crate::error::{ConnectorError, FailureType};
 use crate::redact::excerpt;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -73,32 +73,6 @@ pub enum Level {
 pub struct Notice {
     pub level: Level,
     pub text: String,
-}
-
-/// Which call failed, so that an error message can say what it means for the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Call {
-    Ping,
-    List,
-    MergeFields,
-    BatchSubscribe,
-    Archive,
-    DeletePermanently,
-    RemoveTags,
-    Member,
-    Members,
-}
-
-impl Call {
-    /// Calls that change the audience: a permanent failure of one ends the sync.
-    fn writes(self) -> bool {
-        matches!(self, Call::BatchSubscribe | Call::Archive | Call::DeletePermanently | Call::RemoveTags)
-    }
-
-    /// Calls on one contact, where a 404 is an answer (no such contact), not a failure.
-    fn on_one_contact(self) -> bool {
-        matches!(self, Call::Archive | Call::DeletePermanently | Call::RemoveTags | Call::Member)
-    }
 }
 
 /// The answer to a call on one contact.
@@ -359,73 +333,30 @@ impl Client {
             if attempt == 0 && self.closed.load(Ordering::SeqCst) {
                 return Ok(None);
             }
-            let error = match self.attempt(&method, &path, body.clone()).await {
-                // 204 No Content (archive, tags) carries no body.
-                Ok(bytes) => match serde_json::from_slice::<T>(if bytes.trim_ascii().is_empty() {
-                    b"null"
-                } else {
-                    &bytes
-                }) {
-                    Ok(value) => {
-                        drop(slot);
-                        if let Some(Change::Raised { to }) = self.budget.succeeded() {
-                            tracing::debug!("concurrency raised to {to}");
-                            if to == self.budget.max() {
-                                self.notify(
-                                    Level::Info,
-                                    format!("Requests succeed again; back to {to} requests at a time."),
-                                );
-                            }
-                        }
-                        return Ok(Some(Reply::Answer(value)));
-                    }
-                    Err(e) => ApiError::Decode {
-                        detail: format!("{e} in {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
-                    },
-                },
-                Err(ApiError::Status { status: 404, .. }) if call.on_one_contact() => {
+            let error = match self.exchange::<T>(&method, &path, body.clone()).await {
+                Ok(value) => {
                     drop(slot);
-                    return Ok(Some(Reply::NotFound));
+                    self.succeeded();
+                    return Ok(Some(Reply::Answer(value)));
                 }
                 Err(error) => error,
             };
-            if is_overload(&error) {
-                if let Some(Change::Lowered { to }) = self.budget.overloaded(&slot) {
-                    self.notify(
-                        Level::Warn,
-                        format!(
-                            "Mailchimp is limiting requests ({}); sending at most {to} at a time for now, \
-                             rising again as requests succeed.",
-                            error.status_text()
-                        ),
-                    );
-                }
-            }
             attempt += 1;
-            let verdict = classify(&error);
-            let wait = match verdict {
-                Verdict::Retry { after } => after.unwrap_or_else(|| self.backoff.delay(attempt)),
-                Verdict::Fail => Duration::ZERO,
-            };
-            let failure = match verdict {
-                Verdict::Fail => Some(self.describe(call, &error)),
-                Verdict::Retry { .. } if started.elapsed() + wait > self.max_retry_time => {
-                    Some(self.gave_up(call, &error, started.elapsed(), attempt))
+            let (after, overload) = match classify(call, &error) {
+                Outcome::NotFound => return Ok(Some(Reply::NotFound)),
+                Outcome::Fail(failure_type) => {
+                    return Err(self.fail(call, self.describe(call, &error, failure_type)))
                 }
-                Verdict::Retry { .. } => None,
+                Outcome::Retry { after, overload } => (after, overload),
             };
-            if let Some(failure) = failure.map(ConnectorError::masked) {
-                if call.writes() {
-                    // The sync ends here: batches waiting for this slot must not be sent.
-                    self.close();
-                }
-                return Err(failure);
+            if overload {
+                self.overloaded(&slot, &error);
+            }
+            let wait = after.unwrap_or_else(|| self.backoff.delay(attempt));
+            if started.elapsed() + wait > self.max_retry_time {
+                return Err(self.fail(call, self.gave_up(call, &error, started.elapsed(), attempt)));
             }
             drop(slot);
-            let after = match verdict {
-                Verdict::Retry { after } => after,
-                Verdict::Fail => None,
-            };
             self.retries.fetch_add(1, Ordering::Relaxed);
             self.notify(
                 Level::Warn,
@@ -438,6 +369,54 @@ impl Client {
                 ),
             );
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One exchange and its decoded answer; a 2xx whose body is not a `T` is a `Decode` error.
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<bytes::Bytes>,
+    ) -> Result<T, ApiError> {
+        let bytes = self.attempt(method, path, body).await?;
+        // 204 No Content (archive, tags) carries no body.
+        let json: &[u8] = if bytes.trim_ascii().is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(json).map_err(|e| ApiError::Decode {
+            detail: format!("{e} in {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
+        })
+    }
+
+    /// A call failed for good: its message is masked, and a failed write closes the client (the sync
+    /// ends there, so batches waiting for a connection must not be sent).
+    fn fail(&self, call: Call, failure: ConnectorError) -> ConnectorError {
+        if call.writes() {
+            self.close();
+        }
+        failure.masked()
+    }
+
+    /// A request succeeded: the budget may rise again.
+    fn succeeded(&self) {
+        if let Some(Change::Raised { to }) = self.budget.succeeded() {
+            tracing::debug!("concurrency raised to {to}");
+            if to == self.budget.max() {
+                self.notify(Level::Info, format!("Requests succeed again; back to {to} requests at a time."));
+            }
+        }
+    }
+
+    /// Mailchimp is limiting requests: fewer are sent at once for a while.
+    fn overloaded(&self, slot: &super::budget::Slot<'_>, error: &ApiError) {
+        if let Some(Change::Lowered { to }) = self.budget.overloaded(slot) {
+            self.notify(
+                Level::Warn,
+                format!(
+                    "Mailchimp is limiting requests ({}); sending at most {to} at a time for now, rising again \
+                     as requests succeed.",
+                    error.status_text()
+                ),
+            );
         }
     }
 
@@ -485,24 +464,18 @@ impl Client {
         })
     }
 
-    /// The message a user reads when a call fails for good.
-    fn describe(&self, call: Call, error: &ApiError) -> ConnectorError {
+    /// The message a user reads when a call fails for good; the outcome table chose its type.
+    fn describe(&self, call: Call, error: &ApiError, failure_type: FailureType) -> ConnectorError {
         let internal = format!("{} failed: {error}", call_name(call));
         let status = match error {
             ApiError::Status { status, .. } => *status,
             ApiError::Network { detail } => {
-                return ConnectorError::transient(format!(
-                    "Could not reach Mailchimp at {}: {detail}.",
-                    self.base_url
-                ))
-                .with_internal(internal)
+                let message = format!("Could not reach Mailchimp at {}: {detail}.", self.base_url);
+                return ConnectorError::transient(message).with_internal(internal);
             }
             ApiError::Decode { .. } => {
-                return ConnectorError::system(format!(
-                    "Mailchimp sent an unexpected answer to {}.",
-                    call_name(call)
-                ))
-                .with_internal(internal)
+                let message = format!("Mailchimp sent an unexpected answer to {}.", call_name(call));
+                return ConnectorError { failure_type, message, internal: Some(internal) };
             }
         };
         let title = match error {
@@ -511,28 +484,23 @@ impl Client {
                 StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("").to_string()
             }
         };
-        let message = match (status, call) {
-            (401, _) => format!(
+        let message = match status {
+            401 => format!(
                 "Mailchimp rejected the API key (401 {title}). Copy the key again from Profile → Extras → API keys \
                  and check that its suffix (such as -us6) is your account's data center."
             ),
-            (403, _) => format!(
+            403 => format!(
                 "Mailchimp refused access (403 {title}). The user who created this API key needs a role that may \
                  manage the audience's contacts, and the account must be active."
             ),
-            (404, Call::List | Call::MergeFields | Call::BatchSubscribe | Call::Members) => format!(
+            404 if matches!(call, Call::List | Call::MergeFields | Call::BatchSubscribe | Call::Members) => format!(
                 "No audience with List ID '{}' in this Mailchimp account (404 {title}). Copy the Audience ID from \
                  Audience → Settings → Audience name and defaults; it is not the number in the web address.",
                 self.list_id
             ),
             _ => format!("Mailchimp rejected {} ({error}).", call_name(call)),
         };
-        let failure = if matches!(status, 401 | 403 | 404) {
-            ConnectorError::config(message)
-        } else {
-            ConnectorError::system(message)
-        };
-        failure.with_internal(internal)
+        ConnectorError { failure_type, message, internal: Some(internal) }
     }
 
     fn gave_up(&self, call: Call, error: &ApiError, waited: Duration, attempts: u32) -> ConnectorError {

@@ -4,4 +4,4 @@ pub mod budget;
 pub mod client;
 pub mod member;
 pub mod model;
-pub mod retry;
+pub mod outcome;
