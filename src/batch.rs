@@ -2,7 +2,7 @@
 //! messages each batch releases, and the request body of a batch. Pure logic, no I/O.
 
 use crate::ledger::{PendingState, TallyId};
-use crate::mailchimp::member::{members_body, Action, EmailKey, Member};
+use crate::mailchimp::member::{members_body, Action, EmailKey, Member, MAX_BATCH_MEMBERS};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -42,7 +42,7 @@ pub struct Batcher {
 
 impl Batcher {
     pub fn new(batch_size: usize) -> Self {
-        let batch_size = batch_size.clamp(1, 500);
+        let batch_size = batch_size.clamp(1, MAX_BATCH_MEMBERS);
         Self {
             batch_size,
             entries: Vec::with_capacity(batch_size),

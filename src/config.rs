@@ -1,9 +1,12 @@
 //! The user's configuration: validated against spec.json, then parsed into a typed `Config`.
 
 use crate::error::ConnectorError;
+use crate::mailchimp::budget::MAILCHIMP_CONNECTION_LIMIT;
 pub use crate::mailchimp::client::{ApiKey, ClientSettings};
 pub use crate::mailchimp::member::MemberStatus;
+use crate::mailchimp::member::MAX_BATCH_MEMBERS;
 use crate::spec::connection_specification;
+use serde::Deserialize;
 use serde_json::Value;
 use std::net::IpAddr;
 use std::path::Path;
@@ -14,18 +17,22 @@ pub const BASE_URL_ENV: &str = "MAILCHIMP_API_BASE_URL";
 
 /// What happens when the source asks to subscribe a contact that Mailchimp holds as unsubscribed
 /// or cleaned (Mailchimp refuses it: "Member In Compliance State").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ResubscribePolicy {
     /// Update the contact's other fields, leave its status, and report it.
+    #[default]
     Skip,
     /// Set the contact to `pending`: Mailchimp emails the person to confirm.
     Pending,
 }
 
 /// What a record deleted at the source (`_ab_cdc_deleted_at` set) does to its contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OnDelete {
     /// Nothing; the record is counted and reported.
+    #[default]
     Ignore,
     /// Archive the contact (Mailchimp keeps its history; a later upsert restores it).
     Archive,
@@ -44,6 +51,84 @@ impl OnDelete {
             Self::DeletePermanently => "delete_permanently",
         }
     }
+}
+
+/// Whether the sync only adds tags, or owns the tags with a prefix (and removes stale ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagMode {
+    #[default]
+    Add,
+    Owned,
+}
+
+/// The settings' defaults, stated once; a test checks that they equal spec.json's.
+pub mod defaults {
+    use super::*;
+
+    pub const BATCH_SIZE: u64 = MAX_BATCH_MEMBERS as u64;
+    pub const MAX_CONCURRENT_REQUESTS: u64 = 5;
+    pub const MAX_RETRY_SECONDS: u64 = 600;
+    pub const STATUS_IF_NEW: MemberStatus = MemberStatus::Subscribed;
+
+    pub(super) fn batch_size() -> u64 {
+        BATCH_SIZE
+    }
+    pub(super) fn max_concurrent_requests() -> u64 {
+        MAX_CONCURRENT_REQUESTS
+    }
+    pub(super) fn max_retry_seconds() -> u64 {
+        MAX_RETRY_SECONDS
+    }
+    pub(super) fn status_if_new() -> MemberStatus {
+        STATUS_IF_NEW
+    }
+}
+
+/// The config as the platform sends it, after spec.json has validated it (so every value has the
+/// type and range the spec gives; text is trimmed in `from_value`).
+#[derive(Debug, Deserialize)]
+struct RawConfig {
+    api_key: String,
+    list_id: String,
+    #[serde(default)]
+    tags: String,
+    #[serde(default = "defaults::status_if_new")]
+    status_if_new: MemberStatus,
+    email_field: Option<String>,
+    #[serde(default = "defaults::batch_size", deserialize_with = "whole_number")]
+    batch_size: u64,
+    #[serde(default = "defaults::max_concurrent_requests", deserialize_with = "whole_number")]
+    max_concurrent_requests: u64,
+    #[serde(default = "defaults::max_retry_seconds", deserialize_with = "whole_number")]
+    max_retry_seconds: u64,
+    #[serde(default)]
+    field_mappings: Vec<RawFieldMapping>,
+    #[serde(default)]
+    skip_merge_validation: bool,
+    status_field: Option<String>,
+    #[serde(default)]
+    resubscribe_policy: ResubscribePolicy,
+    #[serde(default)]
+    on_delete: OnDelete,
+    #[serde(default)]
+    tag_mode: TagMode,
+    owned_tag_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawFieldMapping {
+    record_field: String,
+    merge_tag: String,
+}
+
+/// An integer setting; JSON Schema's `integer` also admits `5.0`, so a whole float is accepted too.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_u64()
+        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number")))
 }
 
 /// A validated configuration.
@@ -105,86 +190,53 @@ pub fn read_json_file(path: &Path, what: &str) -> Result<Value, ConnectorError> 
 /// Validates a config value against the spec and parses it.
 pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Config, ConnectorError> {
     validate_against_spec(value)?;
-    let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
-    let integer = |name: &str, default: u64| value.get(name).and_then(Value::as_u64).unwrap_or(default);
-
-    let api_key = text("api_key").ok_or_else(|| ConnectorError::config("api_key must not be empty."))?;
-    let data_center = data_center_of(api_key)?;
+    let raw =
+        RawConfig::deserialize(value).map_err(|e| ConnectorError::config(format!("Config error: {e}.")))?;
+    let text = |value: Option<String>| value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let api_key =
+        text(Some(raw.api_key)).ok_or_else(|| ConnectorError::config("api_key must not be empty."))?;
+    let data_center = data_center_of(&api_key)?;
     let base_url = match base_url_override {
         Some(url) => checked_base_url(url)?,
         None => format!("https://{data_center}.api.mailchimp.com/3.0"),
     };
-    let list_id = text("list_id").ok_or_else(|| ConnectorError::config("list_id must not be empty."))?;
-    let status_if_new = match text("status_if_new") {
-        None => MemberStatus::Subscribed,
-        Some(s) => MemberStatus::parse(s).ok_or_else(|| {
-            ConnectorError::config(format!(
-                "status_if_new must be one of subscribed, pending, transactional, unsubscribed (got '{s}')."
-            ))
-        })?,
-    };
-    let resubscribe_policy = match text("resubscribe_policy") {
-        None | Some("skip") => ResubscribePolicy::Skip,
-        Some("pending") => ResubscribePolicy::Pending,
-        Some(other) => {
-            return Err(ConnectorError::config(format!(
-                "resubscribe_policy must be skip or pending (got '{other}')."
-            )))
-        }
-    };
-    let on_delete = match text("on_delete") {
-        None | Some("ignore") => OnDelete::Ignore,
-        Some("archive") => OnDelete::Archive,
-        Some("unsubscribe") => OnDelete::Unsubscribe,
-        Some("delete_permanently") => OnDelete::DeletePermanently,
-        Some(other) => {
-            return Err(ConnectorError::config(format!(
-                "on_delete must be ignore, archive, unsubscribe or delete_permanently (got '{other}')."
-            )))
-        }
-    };
-    let owned_tag_prefix = match text("tag_mode") {
-        None | Some("add") => None,
-        Some("owned") => Some(text("owned_tag_prefix").map(str::to_string).ok_or_else(|| {
+    let list_id =
+        text(Some(raw.list_id)).ok_or_else(|| ConnectorError::config("list_id must not be empty."))?;
+    let owned_tag_prefix = match raw.tag_mode {
+        TagMode::Add => None,
+        TagMode::Owned => Some(text(raw.owned_tag_prefix).ok_or_else(|| {
             ConnectorError::config(
                 "tag_mode 'owned' needs an owned_tag_prefix (such as hp:): only tags starting with it are ever \
                  removed, so that tags other tools and people manage are left alone.",
             )
         })?),
-        Some(other) => {
-            return Err(ConnectorError::config(format!("tag_mode must be add or owned (got '{other}').")))
-        }
     };
+    let field_mappings = raw
+        .field_mappings
+        .into_iter()
+        .map(|m| (m.record_field.trim().to_string(), m.merge_tag.trim().to_string()))
+        .filter(|(field, tag)| !field.is_empty() && !tag.is_empty())
+        .collect();
     Ok(Config {
         api_key: ApiKey::new(api_key),
         data_center,
         base_url,
-        list_id: list_id.to_string(),
-        tags: split_tags(text("tags").unwrap_or("")),
-        status_if_new,
-        email_field: text("email_field").map(str::to_string),
-        batch_size: integer("batch_size", 500).clamp(1, 500) as usize,
-        max_concurrent_requests: integer("max_concurrent_requests", 5).clamp(1, 10) as usize,
-        max_retry_time: Duration::from_secs(integer("max_retry_seconds", 600)),
-        field_mappings: field_mappings(value),
-        skip_merge_validation: value.get("skip_merge_validation").and_then(Value::as_bool).unwrap_or(false),
-        status_field: text("status_field").map(str::to_string),
-        resubscribe_policy,
-        on_delete,
+        list_id,
+        tags: split_tags(&raw.tags),
+        status_if_new: raw.status_if_new,
+        email_field: text(raw.email_field),
+        // The spec bounds both; the limits are Mailchimp's (500 members a call, 10 connections).
+        batch_size: raw.batch_size.clamp(1, MAX_BATCH_MEMBERS as u64) as usize,
+        max_concurrent_requests: raw.max_concurrent_requests.clamp(1, MAILCHIMP_CONNECTION_LIMIT as u64)
+            as usize,
+        max_retry_time: Duration::from_secs(raw.max_retry_seconds),
+        field_mappings,
+        skip_merge_validation: raw.skip_merge_validation,
+        status_field: text(raw.status_field),
+        resubscribe_policy: raw.resubscribe_policy,
+        on_delete: raw.on_delete,
         owned_tag_prefix,
     })
-}
-
-fn field_mappings(value: &Value) -> Vec<(String, String)> {
-    let items = value.get("field_mappings").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    items
-        .iter()
-        .filter_map(|m| {
-            let field = m.get("record_field")?.as_str()?.trim();
-            let tag = m.get("merge_tag")?.as_str()?.trim();
-            (!field.is_empty() && !tag.is_empty()).then(|| (field.to_string(), tag.to_string()))
-        })
-        .collect()
 }
 
 /// Splits a comma-separated tag list: trimmed, empty pieces dropped, repeats removed.
@@ -293,6 +345,37 @@ mod tests {
         assert_eq!(config.resubscribe_policy, ResubscribePolicy::Skip);
         assert_eq!(config.on_delete, OnDelete::Ignore);
         assert_eq!(config.owned_tag_prefix, None);
+    }
+
+    #[test]
+    fn defaults_and_limits_equal_spec_json() {
+        let spec = connection_specification();
+        let property = |name: &str| spec["properties"][name].clone();
+        assert_eq!(property("batch_size")["default"], json!(defaults::BATCH_SIZE));
+        assert_eq!(property("batch_size")["maximum"], json!(MAX_BATCH_MEMBERS));
+        assert_eq!(property("max_concurrent_requests")["default"], json!(defaults::MAX_CONCURRENT_REQUESTS));
+        assert_eq!(property("max_concurrent_requests")["maximum"], json!(MAILCHIMP_CONNECTION_LIMIT));
+        assert_eq!(property("max_retry_seconds")["default"], json!(defaults::MAX_RETRY_SECONDS));
+        assert_eq!(property("status_if_new")["default"], json!(defaults::STATUS_IF_NEW.as_str()));
+        assert_eq!(property("resubscribe_policy")["default"], json!("skip"));
+        assert_eq!(property("on_delete")["default"], json!("ignore"));
+        assert_eq!(property("tag_mode")["default"], json!("add"));
+        assert_eq!(property("skip_merge_validation")["default"], json!(false));
+        let parsed = from_value(&good(), None).unwrap();
+        assert_eq!(parsed.resubscribe_policy, ResubscribePolicy::default());
+        assert_eq!(parsed.on_delete, OnDelete::default());
+        assert_eq!(parsed.owned_tag_prefix, None, "tag_mode add");
+        let choices = |name: &str| property(name)["enum"].as_array().unwrap().len();
+        assert_eq!(choices("resubscribe_policy"), 2);
+        assert_eq!(choices("on_delete"), 4);
+        assert_eq!(choices("tag_mode"), 2);
+        for on_delete in property("on_delete")["enum"].as_array().unwrap() {
+            let parsed: OnDelete = serde_json::from_value(on_delete.clone()).unwrap();
+            assert_eq!(json!(parsed.as_str()), *on_delete);
+        }
+        let mut whole = good();
+        whole["batch_size"] = json!(20.0);
+        assert_eq!(from_value(&whole, None).unwrap().batch_size, 20);
     }
 
     #[test]

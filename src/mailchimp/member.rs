@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// Mailchimp's cap on members in one batch-subscribe call.
+pub const MAX_BATCH_MEMBERS: usize = 500;
+
 /// MD5 of the lowercased email: Mailchimp's identity of a contact (`subscriber_hash`).
 pub type EmailKey = [u8; 16];
 
@@ -150,7 +153,9 @@ impl Member {
 
 /// The batch-subscribe body (`POST /lists/{id}`) for these members; `None` when there are none.
 pub fn members_body<'a>(members: impl Iterator<Item = &'a Member>) -> Option<Vec<u8>> {
-    let mut body = Vec::with_capacity(64 + members.size_hint().1.unwrap_or(500).min(500) * 200);
+    let mut body = Vec::with_capacity(
+        64 + members.size_hint().1.unwrap_or(MAX_BATCH_MEMBERS).min(MAX_BATCH_MEMBERS) * 200,
+    );
     body.extend_from_slice(b"{\"update_existing\":true,\"members\":[");
     let mut any = false;
     for member in members {
