@@ -16,6 +16,7 @@
 //! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails in logs;
 //!   [`usage`]: peak memory for the summary.
 
+pub mod ack;
 pub mod apply;
 pub mod batch;
 pub mod catalog;
@@ -24,10 +25,12 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod discover;
+pub mod dispatch;
 pub mod effects;
 pub mod error;
 pub mod fields;
 pub mod input;
+pub mod intake;
 pub mod ledger;
 pub mod mailchimp;
 pub mod mapping;
@@ -35,6 +38,7 @@ pub mod preview;
 pub mod progress;
 pub mod protocol;
 pub mod redact;
+pub mod report;
 pub mod spec;
 pub mod usage;
 pub mod write;

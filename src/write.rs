@@ -1,88 +1,64 @@
-//! The write pipeline: stdin messages → members → batches → concurrent Mailchimp requests →
-//! STATE echoes, released strictly in input order once every record before them is answered.
+//! The write command: stdin messages → the intake step → batches dispatched to Mailchimp → STATE
+//! echoes, released strictly in input order once every record before them is answered.
 
+use crate::ack::AckQueue;
 use crate::apply::{apply, Outcome, Policy};
-use crate::batch::{request_body, Batch, Batcher, Entry, Ready};
+use crate::batch::{request_body, Batch, Entry, Ready};
 use crate::catalog::ConfiguredCatalog;
 use crate::config::Config;
-use crate::effects::Effects;
+use crate::dispatch::Dispatcher;
 use crate::error::ConnectorError;
 use crate::input::InputEvent;
-use crate::ledger::{Ledger, PendingState};
-use crate::mailchimp::budget::Reservation;
-use crate::mailchimp::client::{Client, Notice};
-use crate::mailchimp::member::EmailKey;
-use crate::mapping::{Mapped, Mapper, UNKNOWN_STREAM};
-use crate::progress::{rate, thousands, Progress, Snapshot, PROGRESS_EVERY};
-use crate::protocol::{state_echo, state_scope, Incoming, Level, Output, StreamKey};
-use crate::redact::mask_email;
-use futures::stream::{FuturesOrdered, StreamExt};
-use rustc_hash::FxHashMap;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use crate::intake::{Intake, Note};
+use crate::ledger::PendingState;
+use crate::mailchimp::client::{self, Client, Notice};
+use crate::mapping::Mapper;
+use crate::progress::{Progress, PROGRESS_EVERY};
+use crate::protocol::{state_echo, Incoming, Level, Output};
+use crate::report::{saved_states, SyncReport};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Records wait at most this long for their batch to fill, so a slow source still sees its states.
 pub const FLUSH_AFTER: Duration = Duration::from_secs(5);
-/// Rejections logged one by one; beyond this they are only counted (in the final summary).
-const REJECTIONS_LOGGED: u64 = 100;
 /// After SIGTERM or SIGINT, requests already sent get this long to finish.
 pub const STOP_GRACE: Duration = Duration::from_secs(25);
 
 /// A batch's answer; `None` when the sync stopped before the batch was sent.
 type Answer = Result<Option<Outcome>, ConnectorError>;
-type RequestTask = JoinHandle<Answer>;
 
-/// A batch's place in the connection queue, taken when the batch is built.
-enum Ticket {
-    Held(Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>),
-    Queued(Reservation),
-}
-
-/// A batch sent to Mailchimp, waiting for its answer in the in-order queue.
-struct InFlight {
-    seq: u64,
-    entries: Arc<Vec<Entry>>,
-    /// States released when this batch (and every batch before it) is answered.
-    states: Vec<PendingState>,
-}
-
-/// Totals for the end-of-sync summary.
+/// Where the run is: reading, input ended (or failed), or stopping after a signal.
 #[derive(Default)]
-struct Totals {
-    records: u64,
-    created: u64,
-    updated: u64,
-    rejected: BTreeMap<String, u64>,
-    effects: Effects,
+struct Phase {
+    input_closed: bool,
+    /// Bad input ends reading, but what came before it is still written and its states released.
+    input_failure: Option<ConnectorError>,
+    /// The signal's name and when the grace period ends.
+    stopping: Option<(&'static str, Instant)>,
+}
+
+/// What ended one turn of the loop.
+enum Turn {
+    Continue,
+    Finished,
 }
 
 pub struct Writer<'a, W: Write> {
     out: &'a mut Output<W>,
     client: Arc<Client>,
     policy: Arc<Policy>,
-    mapper: Mapper,
-    batcher: Batcher,
-    ledger: Ledger,
-    requests: FuturesOrdered<RequestTask>,
-    in_flight: VecDeque<InFlight>,
-    /// Emails in batches not yet answered, with the batch that holds them: a later batch with the
-    /// same email waits for that answer, so the last record always wins.
-    pending_emails: FxHashMap<EmailKey, (u64, watch::Receiver<bool>)>,
+    intake: Intake,
+    dispatcher: Dispatcher<Answer>,
+    /// The entries of each batch in flight, by batch number, for counting its answer.
+    in_flight: HashMap<u64, Arc<Vec<Entry>>>,
+    acks: AckQueue<PendingState>,
+    report: SyncReport,
     notices: mpsc::UnboundedReceiver<Notice>,
-    window: usize,
-    /// Set once a batch was not sent (the sync is stopping): no later state may be released.
-    halted: bool,
-    states_released: u64,
-    contacts_sent: u64,
     progress: Progress,
-    unknown_streams: HashSet<StreamKey>,
-    totals: Totals,
-    rejections_logged: u64,
 }
 
 impl<'a, W: Write> Writer<'a, W> {
@@ -115,22 +91,13 @@ impl<'a, W: Write> Writer<'a, W> {
             out,
             client: Arc::new(client),
             policy: Arc::new(Policy::new(config)),
-            mapper,
-            batcher: Batcher::new(config.batch_size),
-            ledger: Ledger::default(),
-            requests: FuturesOrdered::new(),
-            in_flight: VecDeque::new(),
-            pending_emails: FxHashMap::default(),
+            intake: Intake::new(mapper, config.batch_size),
+            dispatcher: Dispatcher::default(),
+            in_flight: HashMap::new(),
+            acks: AckQueue::default(),
+            report: SyncReport::default(),
             notices,
-            // Twice the connection budget: while requests run, the next batches are already built.
-            window: config.max_concurrent_requests * 2,
-            halted: false,
-            states_released: 0,
-            contacts_sent: 0,
             progress: Progress::new(Instant::now().into_std(), PROGRESS_EVERY),
-            unknown_streams: HashSet::new(),
-            totals: Totals::default(),
-            rejections_logged: 0,
         })
     }
 
@@ -142,71 +109,12 @@ impl<'a, W: Write> Writer<'a, W> {
         mut stop: mpsc::Receiver<&'static str>,
     ) -> Result<(), ConnectorError> {
         let started = Instant::now();
-        let mut input_open = true;
-        // Bad input ends reading, but what came before it is still written and its states released.
-        let mut input_failure: Option<ConnectorError> = None;
-        let mut stopping: Option<(&'static str, Instant)> = None;
+        let mut phase = Phase::default();
         let outcome = loop {
-            if let Err(error) = self.hand_on_ready(stopping.is_none()) {
-                break Err(error);
-            }
-            let drained = self.in_flight.is_empty();
-            if drained && (stopping.is_some() || (!input_open && self.batcher.is_idle())) {
-                break Ok(());
-            }
-            let flush_at = self.batcher.open_since().map(|t| Instant::from_std(t) + FLUSH_AFTER);
-            let stop_deadline = stopping.map(|(_, deadline)| deadline);
-            let result = tokio::select! {
-                biased;
-                Some(signal) = stop.recv() => {
-                    if stopping.is_some() {
-                        break Ok(());
-                    }
-                    stopping = Some((signal, Instant::now() + STOP_GRACE));
-                    input_open = false;
-                    self.client.close();
-                    self.out.log(
-                        Level::Warn,
-                        &format!(
-                            "Received {signal}: reading stops and no new batch is sent; waiting up to {} s for the \
-                             {} requests already sent.",
-                            STOP_GRACE.as_secs(),
-                            self.requests.len()
-                        ),
-                    )
-                }
-                Some(notice) = self.notices.recv() => self.out.log(level_of(notice.level), &notice.text),
-                Some(answer) = self.requests.next(), if !self.requests.is_empty() => self.complete(answer),
-                chunk = input.recv(), if input_open && self.in_flight.len() < self.window => {
-                    match chunk.map(|events| self.take_chunk(events)) {
-                        Some(Ok(None)) => Ok(()),
-                        Some(Ok(Some(failure))) => {
-                            input_failure = Some(failure);
-                            input_open = false;
-                            Ok(())
-                        }
-                        Some(Err(error)) => Err(error),
-                        None => {
-                            input_open = false;
-                            self.batcher.flush();
-                            Ok(())
-                        }
-                    }
-                }
-                _ = tokio::time::sleep_until(Instant::from_std(self.progress.next_at())) => {
-                    let line = self.progress.line(std::time::Instant::now(), self.snapshot());
-                    self.out.log(Level::Info, &line)
-                }
-                _ = tokio::time::sleep_until(stop_deadline.unwrap_or_else(Instant::now)), if stop_deadline.is_some() => {
-                    break Ok(());
-                }
-                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(|| Instant::now() + FLUSH_AFTER)), if flush_at.is_some() && stopping.is_none() => {
-                    self.batcher.flush();
-                    Ok(())
-                }
-            };
-            if let Err(error) = result {
-                break Err(error);
+            match self.turn(&mut phase, &mut input, &mut stop).await {
+                Ok(Turn::Continue) => {}
+                Ok(Turn::Finished) => break Ok(()),
+                Err(error) => break Err(error),
             }
         };
         // Whatever ended the loop, nothing more is sent.
@@ -215,35 +123,114 @@ impl<'a, W: Write> Writer<'a, W> {
             self.out.log(level_of(notice.level), &notice.text)?;
         }
         outcome?;
-        if let Some((signal, _)) = stopping {
+        if let Some((signal, _)) = phase.stopping {
             return Err(self.stopped(signal));
         }
-        if let Some(failure) = input_failure {
+        if let Some(failure) = phase.input_failure {
             return Err(failure);
         }
         self.summary(started.elapsed())
     }
 
-    fn snapshot(&self) -> Snapshot {
+    /// One turn: hands on what is ready, then waits for whichever comes first — a signal, a
+    /// notice, an answer, input, the progress timer, the end of the grace period or the flush timer.
+    async fn turn(
+        &mut self,
+        phase: &mut Phase,
+        input: &mut mpsc::Receiver<Vec<InputEvent>>,
+        stop: &mut mpsc::Receiver<&'static str>,
+    ) -> Result<Turn, ConnectorError> {
+        self.hand_on_ready(phase.stopping.is_none())?;
+        let drained = self.acks.is_empty();
+        if drained && (phase.stopping.is_some() || (phase.input_closed && self.intake.is_idle())) {
+            return Ok(Turn::Finished);
+        }
+        let flush_at = self.intake.open_since().map(|t| Instant::from_std(t) + FLUSH_AFTER);
+        let stop_deadline = phase.stopping.map(|(_, deadline)| deadline);
+        // Twice the connection budget: while requests run, the next batches are already built.
+        let window = self.client.budget().max() * 2;
+        tokio::select! {
+            biased;
+            Some(signal) = stop.recv() => self.on_signal(phase, signal),
+            Some(notice) = self.notices.recv() => {
+                self.out.log(level_of(notice.level), &notice.text).map(|()| Turn::Continue)
+            }
+            Some(answer) = self.dispatcher.next(), if !self.dispatcher.is_empty() => {
+                self.complete(answer).map(|()| Turn::Continue)
+            }
+            chunk = input.recv(), if !phase.input_closed && self.acks.len() < window => {
+                self.on_input(phase, chunk).map(|()| Turn::Continue)
+            }
+            _ = tokio::time::sleep_until(Instant::from_std(self.progress.next_at())) => {
+                self.log_progress().map(|()| Turn::Continue)
+            }
+            _ = tokio::time::sleep_until(stop_deadline.unwrap_or_else(Instant::now)), if stop_deadline.is_some() => {
+                Ok(Turn::Finished)
+            }
+            _ = tokio::time::sleep_until(flush_at.unwrap_or_else(|| Instant::now() + FLUSH_AFTER)),
+                if flush_at.is_some() && phase.stopping.is_none() => {
+                self.intake.flush();
+                Ok(Turn::Continue)
+            }
+        }
+    }
+
+    /// A first signal stops reading and sending; a second one ends the run at once.
+    fn on_signal(&mut self, phase: &mut Phase, signal: &'static str) -> Result<Turn, ConnectorError> {
+        if phase.stopping.is_some() {
+            return Ok(Turn::Finished);
+        }
+        phase.stopping = Some((signal, Instant::now() + STOP_GRACE));
+        phase.input_closed = true;
+        self.client.close();
+        self.out.log(
+            Level::Warn,
+            &format!(
+                "Received {signal}: reading stops and no new batch is sent; waiting up to {} s for the {} requests \
+                 already sent.",
+                STOP_GRACE.as_secs(),
+                self.dispatcher.len()
+            ),
+        )?;
+        Ok(Turn::Continue)
+    }
+
+    /// A chunk of input, or its end.
+    fn on_input(&mut self, phase: &mut Phase, chunk: Option<Vec<InputEvent>>) -> Result<(), ConnectorError> {
+        match chunk {
+            Some(events) => {
+                if let Some(failure) = self.take_chunk(events)? {
+                    phase.input_failure = Some(failure);
+                    phase.input_closed = true;
+                }
+            }
+            None => {
+                phase.input_closed = true;
+                self.intake.flush();
+            }
+        }
+        Ok(())
+    }
+
+    fn log_progress(&mut self) -> Result<(), ConnectorError> {
         let budget = self.client.budget();
-        Snapshot {
-            records_read: self.totals.records,
-            contacts_sent: self.contacts_sent,
-            rejected: self.totals.rejected.values().sum(),
-            states_saved: self.states_released,
+        let snapshot = crate::progress::Snapshot {
             requests_in_flight: budget.in_flight(),
             requests_allowed: budget.current(),
             retries: self.client.retries(),
-        }
+            ..self.report.snapshot(self.intake.counts())
+        };
+        let line = self.progress.line(std::time::Instant::now(), snapshot);
+        self.out.log(Level::Info, &line)
     }
 
     /// The failure reported after a stop signal: what was saved and what the next sync does.
     fn stopped(&self, signal: &str) -> ConnectorError {
-        let unfinished = self.in_flight.len();
+        let unfinished = self.acks.len();
         let mut message = format!(
             "The sync was stopped by {signal} before its input ended. {} after their records were written; \
              the next sync resumes after the last saved state.",
-            saved_states(self.states_released)
+            saved_states(self.report.states_released)
         );
         if unfinished > 0 {
             message.push_str(&format!(
@@ -256,11 +243,12 @@ impl<'a, W: Write> Writer<'a, W> {
     /// Handles a chunk of input. A malformed line ends the input: what came before it is still
     /// written, and the failure to report at the end is returned.
     fn take_chunk(&mut self, events: Vec<InputEvent>) -> Result<Option<ConnectorError>, ConnectorError> {
+        let now = std::time::Instant::now();
         for event in events {
             match event {
-                InputEvent::Message(message) => self.handle(message)?,
+                InputEvent::Message(message) => self.take(message, now)?,
                 InputEvent::Invalid { line, reason, excerpt } => {
-                    self.batcher.flush();
+                    self.intake.flush();
                     return Ok(Some(ConnectorError::system(format!(
                         "{} The records before it were written and their states released; the source or \
                          platform sent malformed data, so the sync stops here.",
@@ -272,231 +260,121 @@ impl<'a, W: Write> Writer<'a, W> {
         Ok(None)
     }
 
-    fn handle(&mut self, message: Incoming) -> Result<(), ConnectorError> {
-        match message {
-            Incoming::Record(mut record) => {
-                self.totals.records += 1;
-                if !self.mapper.resolve_stream_in_place(&mut record.stream) {
-                    let tally = self.ledger.tally_for(&record.stream);
-                    self.ledger.settle(tally, false);
-                    self.count_rejection(UNKNOWN_STREAM);
-                    if self.unknown_streams.insert(record.stream.clone()) {
-                        let text = format!(
-                            "Skipping records of stream '{}': it is not in the configured catalog.",
-                            record.stream
-                        );
-                        self.out.log(Level::Warn, &text)?;
-                    }
-                    return Ok(());
-                }
-                let tally = self.ledger.tally_for(&record.stream);
-                let mapped = self.mapper.map(&record.stream, record.data);
-                for line in self.mapper.take_discovered() {
-                    self.out.log(Level::Info, &line)?;
-                }
-                match mapped {
-                    Mapped::Member(member) => {
-                        self.batcher.push_member(member, tally, std::time::Instant::now())
-                    }
-                    Mapped::Rejected(reason) => {
-                        self.ledger.settle(tally, false);
-                        self.reject(None, &reason)?;
-                    }
-                    Mapped::DeletionIgnored => {
-                        // Handled as configured: counted as written, and reported in the summary.
-                        self.ledger.settle(tally, true);
-                        self.totals.effects.deletions_ignored += 1;
-                    }
-                }
+    fn take(&mut self, message: Incoming, now: std::time::Instant) -> Result<(), ConnectorError> {
+        let rejected = self.intake.take(message, now);
+        for note in self.intake.take_notes() {
+            match note {
+                Note::Discovered(text) => self.out.log(Level::Info, &text)?,
+                Note::UnknownStream(text) => self.out.log(Level::Warn, &text)?,
             }
-            Incoming::State(state) => {
-                let mut scope = state_scope(&state);
-                if let crate::protocol::StateScope::Stream(key) = &scope {
-                    if let Some(resolved) = self.mapper.resolve_stream(key) {
-                        scope = crate::protocol::StateScope::Stream(resolved);
-                    }
-                }
-                let pending = self.ledger.close(state, &scope);
-                self.batcher.push_state(pending);
-            }
-            Incoming::Ignored => {}
         }
-        Ok(())
+        match rejected {
+            Some(reason) => self.log_rejection(None, &reason),
+            None => Ok(()),
+        }
     }
 
     /// Moves finished batches into flight and places states behind the batches they wait for.
     /// When stopping (`send` false), only states at the head of the queue move on.
     fn hand_on_ready(&mut self, send: bool) -> Result<(), ConnectorError> {
-        while let Some(ready) = if send { self.batcher.pop_ready() } else { self.batcher.pop_ready_state() } {
+        while let Some(ready) = if send { self.intake.pop_ready() } else { self.intake.pop_ready_state() } {
             match ready {
                 Ready::Batch(batch) => self.dispatch(batch),
-                Ready::State(state) => match self.in_flight.back_mut() {
-                    Some(last) => last.states.push(state),
-                    None => self.release(state)?,
-                },
+                Ready::State(state) => {
+                    if let Some(state) = self.acks.state(state) {
+                        self.release(state)?;
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// Starts the request for a batch. It waits for earlier batches that hold one of its emails,
+    /// Starts the request for a batch: it waits for earlier batches that hold one of its emails,
     /// then for a free connection.
     fn dispatch(&mut self, batch: Batch) {
         let Batch { seq, entries, states } = batch;
-        self.contacts_sent += entries.len() as u64;
+        self.report.contacts_sent += entries.len() as u64;
         // Serialized here, on the pipeline thread, while earlier requests are in flight.
         let body = request_body(&entries);
+        let keys: Vec<_> = entries.iter().map(|e| e.member.key).collect();
         let entries = Arc::new(entries);
-
-        let (done_tx, done_rx) = watch::channel(false);
-        let mut earlier: Vec<(u64, watch::Receiver<bool>)> = Vec::new();
-        for entry in entries.iter() {
-            if let Some((other_seq, other_done)) = self.pending_emails.get(&entry.member.key) {
-                if !*other_done.borrow() && !earlier.iter().any(|(s, _)| s == other_seq) {
-                    earlier.push((*other_seq, other_done.clone()));
-                }
-            }
-            self.pending_emails.insert(entry.member.key, (seq, done_rx.clone()));
-        }
-
-        // A batch that waits for no earlier one takes its place in the connection queue now, so
-        // that batches are sent in the order they were built (and their states come back sooner).
-        let ticket = earlier.is_empty().then(|| {
-            let mut queued = self.client.budget().reserve();
-            let mut context = std::task::Context::from_waker(futures::task::noop_waker_ref());
-            match std::future::Future::poll(queued.as_mut(), &mut context) {
-                std::task::Poll::Ready(permit) => Ticket::Held(permit),
-                std::task::Poll::Pending => Ticket::Queued(queued),
-            }
+        let (client, policy, batch_entries) =
+            (Arc::clone(&self.client), Arc::clone(&self.policy), Arc::clone(&entries));
+        self.dispatcher.dispatch(seq, &keys, self.client.budget(), move |first| async move {
+            apply(&client, &policy, &batch_entries, body, first).await
         });
-        let client = Arc::clone(&self.client);
-        let policy = Arc::clone(&self.policy);
-        let batch_entries = Arc::clone(&entries);
-        self.requests.push_back(tokio::spawn(async move {
-            for (_, mut done) in earlier {
-                let _ = done.wait_for(|answered| *answered).await;
-            }
-            let first = match ticket {
-                Some(Ticket::Held(permit)) => Some(permit),
-                Some(Ticket::Queued(queued)) => Some(queued.await),
-                None => None,
-            }
-            .map(|permit| permit.expect("the budget's semaphore is never closed"));
-            let answer = apply(&client, &policy, &batch_entries, body, first).await;
-            let _ = done_tx.send(true);
-            answer
-        }));
-        self.in_flight.push_back(InFlight { seq, entries, states });
+        self.in_flight.insert(seq, entries);
+        self.acks.sent(seq, states);
     }
 
     /// Handles the answer to the oldest batch in flight: counts outcomes, then releases its states.
-    fn complete(&mut self, answer: Result<Answer, tokio::task::JoinError>) -> Result<(), ConnectorError> {
-        let batch = self.in_flight.pop_front().expect("every request has its batch in the queue");
-        let answer = answer.map_err(|e| ConnectorError::system(format!("A request task failed: {e}")))?;
+    fn complete(
+        &mut self,
+        answer: Result<(u64, Answer), tokio::task::JoinError>,
+    ) -> Result<(), ConnectorError> {
+        let (seq, answer) =
+            answer.map_err(|e| ConnectorError::system(format!("A request task failed: {e}")))?;
+        let entries = self.in_flight.remove(&seq).expect("every request has its batch");
         let outcome = match answer {
             Ok(Some(outcome)) => outcome,
             Ok(None) => {
                 // Not sent because the sync is stopping: nothing after it may be confirmed.
-                self.halted = true;
+                self.acks.halt();
+                self.acks.answered(seq);
                 return Ok(());
             }
             Err(mut error) => {
                 error.message.push_str(&format!(
                     " The sync stopped there; {} after their records were written, and the next sync resumes \
                      after the last saved state.",
-                    saved_states(self.states_released)
+                    saved_states(self.report.states_released)
                 ));
                 return Err(error);
             }
         };
-        if self.halted {
-            return Ok(());
-        }
-        for entry in batch.entries.iter() {
-            if self.pending_emails.get(&entry.member.key).is_some_and(|(seq, _)| *seq == batch.seq) {
-                self.pending_emails.remove(&entry.member.key);
-            }
-        }
-        self.totals.created += outcome.created;
-        self.totals.updated += outcome.updated;
-        self.totals.effects.add(&outcome.effects);
-        let rejected = outcome.rejected;
-        for entry in batch.entries.iter() {
-            let reason = rejected.get(&entry.member.key);
+        self.dispatcher.answered(seq, entries.iter().map(|e| e.member.key));
+        self.report.answered(outcome.created, outcome.updated, &outcome.effects);
+        for entry in entries.iter() {
+            let reason = outcome.rejected.get(&entry.member.key).map(|r| format!("Mailchimp: {r}"));
             for tally in &entry.tallies {
-                self.ledger.settle(*tally, reason.is_none());
+                self.intake.settle(*tally, reason.is_none());
             }
             if let Some(reason) = reason {
-                for _ in 1..entry.tallies.len() {
-                    self.count_rejection(&format!("Mailchimp: {reason}"));
-                }
-                self.reject(Some(&entry.member.email_address), &format!("Mailchimp: {reason}"))?;
+                self.report.refused(&reason, entry.tallies.len() as u64);
+                self.log_rejection(Some(&entry.member.email_address), &reason)?;
             }
         }
-        for state in batch.states {
+        for state in self.acks.answered(seq) {
             self.release(state)?;
         }
         Ok(())
     }
 
     fn release(&mut self, state: PendingState) -> Result<(), ConnectorError> {
-        if self.halted {
-            return Ok(());
-        }
-        self.states_released += 1;
-        let (accepted, rejected) = self.ledger.take_counts(&state);
+        self.report.states_released += 1;
+        let (accepted, rejected) = self.intake.counts_of(&state);
         self.out.send(&state_echo(state.state, accepted, rejected))
     }
 
-    fn count_rejection(&mut self, reason: &str) {
-        *self.totals.rejected.entry(reason.to_string()).or_default() += 1;
-    }
-
-    /// Counts a rejected record and reports it (masked) while the per-sync log budget lasts.
-    fn reject(&mut self, email: Option<&str>, reason: &str) -> Result<(), ConnectorError> {
-        self.count_rejection(reason);
-        self.rejections_logged += 1;
-        if self.rejections_logged <= REJECTIONS_LOGGED {
-            let who = email.map(|e| format!(" {}", mask_email(e))).unwrap_or_default();
-            self.out.log(Level::Warn, &format!("Rejected record{who}: {reason}"))?;
-            if self.rejections_logged == REJECTIONS_LOGGED {
-                self.out.log(
-                    Level::Warn,
-                    "Further rejections are counted in the summary at the end of the sync.",
-                )?;
-            }
+    /// Reports a rejected record (masked) while the per-sync log budget lasts.
+    fn log_rejection(&mut self, email: Option<&str>, reason: &str) -> Result<(), ConnectorError> {
+        for line in self.report.rejection_lines(email, reason) {
+            self.out.log(Level::Warn, &line)?;
         }
         Ok(())
     }
 
     fn summary(&mut self, elapsed: Duration) -> Result<(), ConnectorError> {
-        for line in self.mapper.dropped_values().into_iter().chain(self.mapper.unknown_statuses()) {
+        let mapper = self.intake.mapper();
+        for line in mapper.dropped_values().into_iter().chain(mapper.unknown_statuses()) {
             self.out.log(Level::Warn, &line)?;
         }
-        for line in self.totals.effects.lines("were") {
+        let peak = crate::usage::peak_memory_bytes();
+        for line in self.report.summary(self.intake.counts(), elapsed, peak) {
             self.out.log(Level::Info, &line)?;
         }
-        let rejected: u64 = self.totals.rejected.values().sum();
-        let mut text = format!(
-            "Sync finished in {:.1} s ({} records/s): {} records read; {} contacts created, {} updated; {} records \
-             rejected",
-            elapsed.as_secs_f64(),
-            rate(self.totals.records, elapsed),
-            thousands(self.totals.records),
-            thousands(self.totals.created),
-            thousands(self.totals.updated),
-            thousands(rejected)
-        );
-        if rejected > 0 {
-            let reasons: Vec<String> =
-                self.totals.rejected.iter().map(|(reason, n)| format!("{n} × {reason}")).collect();
-            text.push_str(&format!(" ({})", reasons.join("; ")));
-        }
-        text.push('.');
-        if let Some(peak) = crate::usage::peak_memory_bytes() {
-            text.push_str(&format!(" Peak memory {:.0} MB.", peak as f64 / 1e6));
-        }
-        self.out.log(Level::Info, &text)
+        Ok(())
     }
 }
 
@@ -526,18 +404,10 @@ fn settings_summary(config: &Config) -> String {
     format!("{status} Records deleted at the source: {}. {tags}", config.on_delete.as_str())
 }
 
-fn saved_states(count: u64) -> String {
-    match count {
-        0 => "no state was saved".into(),
-        1 => "1 state was saved".into(),
-        n => format!("{n} states were saved"),
-    }
-}
-
 /// A client notice's level as a protocol LOG level.
-fn level_of(level: crate::mailchimp::client::Level) -> Level {
+fn level_of(level: client::Level) -> Level {
     match level {
-        crate::mailchimp::client::Level::Info => Level::Info,
-        crate::mailchimp::client::Level::Warn => Level::Warn,
+        client::Level::Info => Level::Info,
+        client::Level::Warn => Level::Warn,
     }
 }
