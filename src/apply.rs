@@ -9,6 +9,7 @@ use crate::mailchimp::client::{Applied, Client};
 use crate::mailchimp::member::{email_key, members_body, Action, EmailKey, Member, MemberStatus};
 use crate::mailchimp::model::{BatchResponse, MemberError, MemberSummary};
 use crate::redact::mask_emails_in;
+use crate::rules;
 use rustc_hash::FxHashMap;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -81,7 +82,13 @@ pub async fn apply(
                 .filter(|m| !outcome.rejected.contains_key(&m.key))
                 .filter_map(|m| {
                     let owned = m.owned_tags.as_ref()?;
-                    let tags = stale_tags(members.get(&m.key)?, prefix, owned);
+                    let held: Vec<String> =
+                        members.get(&m.key)?.tags.iter().map(|t| t.name.clone()).collect();
+                    let tags: Vec<String> =
+                        rules::stale_tags(&held, owned, |t| t.starts_with(prefix.as_str()))
+                            .into_iter()
+                            .cloned()
+                            .collect();
                     (!tags.is_empty()).then_some((m, tags))
                 })
                 .collect();
@@ -107,12 +114,8 @@ pub async fn apply(
         }
     });
     for (member, applied) in deletions.iter().zip(futures::future::try_join_all(calls).await?) {
-        match (applied, member.action) {
-            (None, _) => return Ok(None),
-            (Some(Applied::NotFound), _) => outcome.effects.already_gone += 1,
-            (Some(Applied::Done), Action::Archive) => outcome.effects.archived += 1,
-            (Some(Applied::Done), _) => outcome.effects.deleted_permanently += 1,
-        }
+        let Some(applied) = applied else { return Ok(None) };
+        rules::count_deletion(&mut outcome.effects, member.action, applied == Applied::Done);
     }
     Ok(Some(outcome))
 }
@@ -132,11 +135,7 @@ async fn resubscribe(
     // Refused contacts were not counted as updated by the first answer; the others were.
     let refused: Vec<EmailKey> =
         waiting.iter().map(|m| m.key).filter(|k| outcome.rejected.contains_key(k)).collect();
-    let tries: &[Option<MemberStatus>] = match policy.resubscribe {
-        ResubscribePolicy::Pending => &[Some(MemberStatus::Pending), None],
-        ResubscribePolicy::Skip => &[None],
-    };
-    for status in tries {
+    for status in rules::blocked_resubscription_retries(policy.resubscribe) {
         for member in &mut waiting {
             member.status = *status;
             outcome.rejected.remove(&member.key);
@@ -153,10 +152,7 @@ async fn resubscribe(
             if status.is_some() && is_blocked(outcome, members, &member) {
                 still_blocked.push(member);
             } else if !outcome.rejected.contains_key(&member.key) {
-                match status {
-                    Some(_) => outcome.effects.resubscribe_pending += 1,
-                    None => outcome.effects.resubscribe_skipped += 1,
-                }
+                rules::count_blocked_resubscription(&mut outcome.effects, *status);
             }
         }
         waiting = still_blocked;
@@ -165,27 +161,15 @@ async fn resubscribe(
     Ok(Some(()))
 }
 
-/// Whether Mailchimp refused a status change for compliance, or answered with the contact still
-/// unsubscribed or cleaned.
+/// Whether a status change the source asked for was blocked: Mailchimp refused it for compliance,
+/// or answered with the contact still in a status that blocks re-subscription.
 fn is_blocked(outcome: &Outcome, members: &FxHashMap<EmailKey, MemberSummary>, member: &Member) -> bool {
     let refused = outcome
         .rejected
         .get(&member.key)
         .is_some_and(|r| r.to_ascii_lowercase().contains("compliance state"));
-    let unchanged =
-        members.get(&member.key).is_some_and(|m| matches!(m.status.as_str(), "unsubscribed" | "cleaned"));
+    let unchanged = members.get(&member.key).is_some_and(|m| m.status.blocks_resubscription());
     refused || (unchanged && !outcome.rejected.contains_key(&member.key))
-}
-
-/// The owned tags a contact carries in Mailchimp that its record no longer has.
-fn stale_tags(member: &MemberSummary, prefix: &str, owned: &[String]) -> Vec<String> {
-    member
-        .tags
-        .iter()
-        .map(|t| &t.name)
-        .filter(|name| name.starts_with(prefix) && !owned.contains(name))
-        .cloned()
-        .collect()
 }
 
 /// Reads an answer's refused members (with their reasons) and the members it returns.
@@ -217,20 +201,6 @@ fn reason(error: &MemberError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailchimp::model::TagRef;
-
-    #[test]
-    fn only_stale_tags_with_the_prefix_are_removed() {
-        let member = MemberSummary {
-            email_address: "a@x.io".into(),
-            status: "subscribed".into(),
-            tags: ["hp:gold", "hp:2025", "vip", "HP:other"]
-                .iter()
-                .map(|n| TagRef { name: n.to_string() })
-                .collect(),
-        };
-        assert_eq!(stale_tags(&member, "hp:", &["hp:2025".to_string()]), vec!["hp:gold"]);
-    }
 
     #[test]
     fn compliance_refusals_and_unchanged_statuses_count_as_blocked() {
@@ -252,7 +222,7 @@ mod tests {
         assert!(is_blocked(&outcome, &members, &member));
         outcome.rejected.clear();
         assert!(!is_blocked(&outcome, &members, &member));
-        members.insert(member.key, MemberSummary { status: "cleaned".into(), ..Default::default() });
+        members.insert(member.key, MemberSummary { status: MemberStatus::Cleaned, ..Default::default() });
         assert!(is_blocked(&outcome, &members, &member));
     }
 }

@@ -39,6 +39,7 @@ pub mod progress;
 pub mod protocol;
 pub mod redact;
 pub mod report;
+pub mod rules;
 pub mod spec;
 pub mod usage;
 pub mod write;

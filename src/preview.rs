@@ -1,19 +1,19 @@
 //! `preview`: reads the same input as `write`, looks up the contacts it names in Mailchimp, and
 //! reports what a sync would do, without writing anything.
 
-use crate::batch::{Batcher, Ready};
+use crate::batch::Ready;
 use crate::catalog::ConfiguredCatalog;
-use crate::config::{Config, ResubscribePolicy};
+use crate::config::Config;
 use crate::effects::Effects;
 use crate::error::ConnectorError;
 use crate::input::InputEvent;
-use crate::ledger::{Ledger, PendingState};
+use crate::intake::Intake;
 use crate::mailchimp::client::Client;
 use crate::mailchimp::member::{email_key, Action, EmailKey, Member, MemberStatus};
 use crate::mailchimp::model::{ListInfo, MemberSummary};
-use crate::mapping::{Mapped, Mapper, UNKNOWN_STREAM};
+use crate::mapping::Mapper;
 use crate::progress::thousands;
-use crate::protocol::Incoming;
+use crate::rules::{Held, Rules};
 use futures::stream::{StreamExt, TryStreamExt};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -51,7 +51,7 @@ struct Step {
 struct Contacts {
     first: FxHashMap<EmailKey, Step>,
     later: FxHashMap<EmailKey, Vec<Step>>,
-    held: FxHashMap<EmailKey, Held>,
+    held: FxHashMap<EmailKey, Held<TagId>>,
 }
 
 impl Contacts {
@@ -112,24 +112,6 @@ impl TagNames {
     }
 }
 
-/// What Mailchimp holds for an address.
-#[derive(Debug, Clone, Default)]
-enum Held {
-    #[default]
-    Absent,
-    /// Archived, with the tags it keeps: an upsert restores it, history included.
-    Archived(Vec<TagId>),
-    /// A contact with its status and tags.
-    Member(&'static str, Vec<TagId>),
-}
-
-/// Mailchimp's member statuses, so that a contact's status needs no string of its own.
-const STATUSES: [&str; 6] = ["subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived"];
-
-fn known_status(status: &str) -> &'static str {
-    STATUSES.iter().find(|s| **s == status).copied().unwrap_or("other")
-}
-
 /// The report, as `--json` prints it.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -165,7 +147,7 @@ pub async fn preview<W: Write>(
 ) -> Result<(), ConnectorError> {
     let client = Client::new(&config.client_settings())?;
     let (list, merge_fields) = client.audience().await?;
-    let mut mapper = Mapper::new(config, catalog, &merge_fields)?;
+    let mapper = Mapper::new(config, catalog, &merge_fields)?;
     let required: Vec<String> = merge_fields.iter().filter(|f| f.required).map(|f| f.tag.clone()).collect();
     let mut report = Report {
         audience: list.name.clone(),
@@ -173,65 +155,32 @@ pub async fn preview<W: Write>(
         mapping: mapper.plan_report().into_iter().map(|(_, line)| line).collect(),
         ..Default::default()
     };
-
-    // Read everything, batching as `write` does, and keep one small entry per contact.
-    let mut batcher = Batcher::new(config.batch_size);
-    let mut ledger = Ledger::default();
-    let mut contacts = Contacts::default();
+    let mut intake = Intake::new(mapper, config.batch_size);
     let mut names = TagNames::default();
-    let mut progress = Ticker::new();
-    let take = |batcher: &mut Batcher, contacts: &mut Contacts, names: &mut TagNames| {
-        while let Some(ready) = batcher.pop_ready() {
-            let Ready::Batch(batch) = ready else { continue };
-            for entry in batch.entries {
-                let step = step_of(&entry.member, &required, entry.tallies.len() as u32, names);
-                contacts.push(entry.member.key, step);
-            }
-        }
-    };
-    while let Some(events) = input.recv().await {
-        for event in events {
-            match event {
-                InputEvent::Invalid { line, reason, excerpt } => {
-                    return Err(ConnectorError::system(crate::input::invalid_line(line, &reason, &excerpt)))
-                }
-                InputEvent::Message(Incoming::Record(mut record)) => {
-                    report.records += 1;
-                    if !mapper.resolve_stream_in_place(&mut record.stream) {
-                        *report.rejected_by_reason.entry(UNKNOWN_STREAM.into()).or_default() += 1;
-                        continue;
-                    }
-                    let tally = ledger.tally_for(&record.stream);
-                    match mapper.map(&record.stream, record.data) {
-                        Mapped::Member(member) => batcher.push_member(member, tally, Instant::now()),
-                        Mapped::Rejected(reason) => {
-                            *report.rejected_by_reason.entry(reason).or_default() += 1
-                        }
-                        Mapped::DeletionIgnored => report.effects.deletions_ignored += 1,
-                    }
-                    take(&mut batcher, &mut contacts, &mut names);
-                }
-                InputEvent::Message(Incoming::State(_)) => {
-                    report.states += 1;
-                    batcher.push_state(PendingState { state: serde_json::Value::Null, tallies: Vec::new() });
-                }
-                InputEvent::Message(_) => {}
-            }
-        }
-        progress.tick(|| format!("Preview: read {} records", thousands(report.records)));
-    }
-    batcher.flush();
-    take(&mut batcher, &mut contacts, &mut names);
-    mapper.take_discovered();
+    let mut contacts = read_input(&mut intake, &mut input, &required, &mut names).await?;
+    let counts = intake.counts();
+    report.records = counts.records;
+    report.states = counts.states;
+    report.rejected_by_reason = counts.rejected.clone();
+    report.effects.deletions_ignored = counts.deletions_ignored;
     report.contacts = contacts.first.len() as u64;
 
     look_up(&client, &list, &mut contacts, &mut names, &mut report).await?;
-    let context = Context { config, required: &required, names: &names };
+    let context = Context {
+        rules: Rules {
+            resubscribe: config.resubscribe_policy,
+            skip_merge_validation: config.skip_merge_validation,
+        },
+        owned_tag_prefix: config.owned_tag_prefix.as_deref(),
+        required: &required,
+        names: &names,
+    };
     for (key, first) in &contacts.first {
         let held = contacts.held.get(key).cloned().unwrap_or_default();
         simulate(&context, contacts.steps(key, first), held, &mut report);
     }
     report.rejected = report.rejected_by_reason.values().sum();
+    let mapper = intake.mapper();
     report.warnings = mapper.dropped_values().into_iter().chain(mapper.unknown_statuses()).collect();
 
     let text = if json {
@@ -242,6 +191,45 @@ pub async fn preview<W: Write>(
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| ConnectorError::system(format!("Could not write the report: {e}")))
+}
+
+/// Reads the whole input through the intake step, as `write` would batch it, keeping one small
+/// entry per contact.
+async fn read_input(
+    intake: &mut Intake,
+    input: &mut mpsc::Receiver<Vec<InputEvent>>,
+    required: &[String],
+    names: &mut TagNames,
+) -> Result<Contacts, ConnectorError> {
+    let mut contacts = Contacts::default();
+    let mut progress = Ticker::new();
+    let mut take = |intake: &mut Intake, contacts: &mut Contacts| {
+        while let Some(ready) = intake.pop_ready() {
+            let Ready::Batch(batch) = ready else { continue };
+            for entry in batch.entries {
+                let step = step_of(&entry.member, required, entry.tallies.len() as u32, names);
+                contacts.push(entry.member.key, step);
+            }
+        }
+    };
+    while let Some(events) = input.recv().await {
+        for event in events {
+            match event {
+                InputEvent::Invalid { line, reason, excerpt } => {
+                    return Err(ConnectorError::system(crate::input::invalid_line(line, &reason, &excerpt)))
+                }
+                InputEvent::Message(message) => {
+                    intake.take(message, Instant::now());
+                    take(intake, &mut contacts);
+                }
+            }
+        }
+        progress.tick(|| format!("Preview: read {} records", thousands(intake.counts().records)));
+    }
+    intake.flush();
+    take(intake, &mut contacts);
+    intake.take_notes();
+    Ok(contacts)
 }
 
 fn step_of(member: &Member, required: &[String], records: u32, names: &mut TagNames) -> Step {
@@ -329,130 +317,66 @@ async fn look_up(
     Ok(())
 }
 
-fn held_of(member: MemberSummary, names: &mut TagNames) -> Held {
+fn held_of(member: MemberSummary, names: &mut TagNames) -> Held<TagId> {
     let tags = member.tags.iter().map(|t| names.id(&t.name)).collect();
-    match known_status(&member.status) {
-        "archived" => Held::Archived(tags),
+    match member.status {
+        MemberStatus::Archived => Held::Archived(tags),
         status => Held::Member(status, tags),
     }
 }
 
 /// What the simulation reads besides the contact.
 struct Context<'a> {
-    config: &'a Config,
+    rules: Rules,
+    owned_tag_prefix: Option<&'a str>,
     required: &'a [String],
     names: &'a TagNames,
 }
 
-/// Applies a contact's steps, in order, to what Mailchimp holds, as Mailchimp would.
+/// Applies a contact's steps, in order, to what Mailchimp holds, with Mailchimp's rules.
 fn simulate<'a>(
     context: &Context,
     steps: impl Iterator<Item = &'a Step>,
-    mut held: Held,
+    mut held: Held<TagId>,
     report: &mut Report,
 ) {
-    let config = context.config;
     let before = match &held {
         Held::Member(status, _) => Some(*status),
         _ => None,
     };
-    let mut forgotten = false;
+    let is_owned =
+        |id: &TagId| context.owned_tag_prefix.is_some_and(|p| context.names.name(*id).starts_with(p));
     for step in steps {
-        let records = u64::from(step.records);
-        held = match (step.action, std::mem::take(&mut held)) {
-            (Action::Archive, Held::Member(_, tags)) => {
-                report.effects.archived += 1;
-                Held::Archived(tags)
-            }
-            (Action::DeletePermanently, Held::Member(..) | Held::Archived(_)) => {
-                report.effects.deleted_permanently += 1;
-                forgotten = true;
-                Held::Absent
-            }
-            (Action::Archive | Action::DeletePermanently, other) => {
-                report.effects.already_gone += 1;
-                other
-            }
-            (Action::Upsert, other) if forgotten => {
-                let reason = "Mailchimp: the address was permanently deleted and cannot be re-imported";
-                *report.rejected_by_reason.entry(reason.into()).or_default() += records;
-                other
-            }
-            (Action::Upsert, Held::Absent) => match (step.missing_required, config.skip_merge_validation) {
-                (Some(index), false) => {
-                    let tag = &context.required[usize::from(index)];
-                    let reason = format!("Mailchimp: the required merge field {tag} has no value");
-                    *report.rejected_by_reason.entry(reason).or_default() += records;
-                    Held::Absent
+        let rule_step = crate::rules::Step {
+            action: step.action,
+            status: step.status,
+            status_if_new: step.status_if_new,
+            deleted_at_source: step.deleted_at_source,
+            missing_required: step.missing_required.map(|i| context.required[usize::from(i)].as_str()),
+            tags: context.names.tags(step.tags),
+            owned_tags: match (context.owned_tag_prefix, step.owned_tags) {
+                (Some(_), Some(owned)) => {
+                    Some((context.names.tags(owned), &is_owned as &dyn Fn(&TagId) -> bool))
                 }
-                _ => {
-                    report.created += 1;
-                    report.effects.count_status(step.status, step.deleted_at_source);
-                    Held::Member(
-                        step.status.unwrap_or(step.status_if_new).as_str(),
-                        tag(context, step, Vec::new(), report),
-                    )
-                }
+                _ => None,
             },
-            (Action::Upsert, Held::Archived(tags)) => {
-                report.created += 1;
-                report.effects.count_status(step.status, step.deleted_at_source);
-                Held::Member(
-                    step.status.unwrap_or(step.status_if_new).as_str(),
-                    tag(context, step, tags, report),
-                )
-            }
-            (Action::Upsert, Held::Member(mut status, tags)) => {
-                report.updated += 1;
-                match step.status {
-                    Some(MemberStatus::Subscribed) if matches!(status, "unsubscribed" | "cleaned") => {
-                        match config.resubscribe_policy {
-                            ResubscribePolicy::Skip => report.effects.resubscribe_skipped += 1,
-                            ResubscribePolicy::Pending => {
-                                report.effects.resubscribe_pending += 1;
-                                status = "pending";
-                            }
-                        }
-                    }
-                    Some(new) => {
-                        report.effects.count_status(step.status, step.deleted_at_source);
-                        status = new.as_str();
-                    }
-                    None => {}
-                }
-                Held::Member(status, tag(context, step, tags, report))
-            }
         };
+        let (after, change) = context.rules.step(std::mem::take(&mut held), &rule_step);
+        held = after;
+        report.created += u64::from(change.created);
+        report.updated += u64::from(change.updated);
+        if let Some(reason) = change.rejected {
+            *report.rejected_by_reason.entry(reason).or_default() += u64::from(step.records);
+        }
+        report.effects.add(&change.effects);
+        report.tags_added += change.tags_added;
+        report.contacts_tagged += u64::from(change.tags_added > 0);
     }
     if let (Some(from), Held::Member(to, _)) = (before, &held) {
         if from != *to {
             *report.status_changes.entry(format!("{from} → {to}")).or_default() += 1;
         }
     }
-}
-
-/// A contact's tags after a step: the step's tags added, then (owned tags) the stale ones removed.
-fn tag(context: &Context, step: &Step, mut tags: Vec<TagId>, report: &mut Report) -> Vec<TagId> {
-    let before = tags.len();
-    for id in context.names.tags(step.tags) {
-        if !tags.contains(id) {
-            tags.push(*id);
-        }
-    }
-    let added = (tags.len() - before) as u64;
-    report.tags_added += added;
-    report.contacts_tagged += u64::from(added > 0);
-    if let (Some(prefix), Some(owned)) = (&context.config.owned_tag_prefix, step.owned_tags) {
-        let owned = context.names.tags(owned);
-        let stale = |id: &TagId| context.names.name(*id).starts_with(prefix.as_str()) && !owned.contains(id);
-        let removed = tags.iter().filter(|id| stale(id)).count() as u64;
-        if removed > 0 {
-            report.effects.tags_removed += removed;
-            report.effects.contacts_untagged += 1;
-            tags.retain(|id| !stale(id));
-        }
-    }
-    tags
 }
 
 /// The report for people.

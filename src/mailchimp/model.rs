@@ -1,5 +1,6 @@
 //! What Mailchimp sends back: audiences, merge fields, batch-subscribe results and error bodies.
 
+use super::member::MemberStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -70,7 +71,7 @@ pub struct MemberSummary {
     #[serde(default)]
     pub email_address: String,
     #[serde(default)]
-    pub status: String,
+    pub status: MemberStatus,
     #[serde(default)]
     pub tags: Vec<TagRef>,
 }
