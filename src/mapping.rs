@@ -48,7 +48,7 @@ const ALIASES: [(&str, &[&str]); 5] = [
 ];
 
 /// Per-stream knowledge: where the email is and where each record field goes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct StreamPlan {
     key_field: Option<String>,
     /// Record field name → target, for the catalog's fields and every field seen since.
@@ -65,6 +65,7 @@ pub struct DroppedValues {
 }
 
 /// Maps records of the catalog's streams to members of one audience.
+#[derive(Clone)]
 pub struct Mapper {
     email_field: Option<String>,
     status_if_new: MemberStatus,
