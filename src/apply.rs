@@ -54,55 +54,9 @@ pub async fn apply(
     first: Option<OwnedSemaphorePermit>,
 ) -> Result<Option<Outcome>, ConnectorError> {
     let mut outcome = Outcome::default();
-    let mut members: FxHashMap<EmailKey, MemberSummary> = FxHashMap::default();
     if let Some(body) = body {
-        let Some(response) = client.batch_subscribe(body.into(), first, policy.read_members).await? else {
+        if upsert(client, policy, entries, body, first, &mut outcome).await?.is_none() {
             return Ok(None);
-        };
-        outcome.created += response.total_created;
-        outcome.updated += response.total_updated;
-        absorb(&mut outcome, &mut members, response);
-        let upserts = || entries.iter().map(|e| &e.member).filter(|m| m.action == Action::Upsert);
-        let blocked: Vec<&Member> = upserts()
-            .filter(|m| m.status == Some(MemberStatus::Subscribed) && is_blocked(&outcome, &members, m))
-            .collect();
-        if !blocked.is_empty()
-            && resubscribe(client, policy, &blocked, &mut outcome, &mut members).await?.is_none()
-        {
-            return Ok(None);
-        }
-        // Blocked re-subscriptions were counted by `resubscribe`.
-        let applied =
-            |m: &&Member| !outcome.rejected.contains_key(&m.key) && !blocked.iter().any(|b| b.key == m.key);
-        for member in upserts().filter(applied) {
-            outcome.effects.count_status(member.status, member.deleted_at_source);
-        }
-        if let Some(prefix) = &policy.owned_tag_prefix {
-            let stale: Vec<(&Member, Vec<String>)> = upserts()
-                .filter(|m| !outcome.rejected.contains_key(&m.key))
-                .filter_map(|m| {
-                    let owned = m.owned_tags.as_ref()?;
-                    let held: Vec<String> =
-                        members.get(&m.key)?.tags.iter().map(|t| t.name.clone()).collect();
-                    let tags: Vec<String> =
-                        rules::stale_tags(&held, owned, |t| t.starts_with(prefix.as_str()))
-                            .into_iter()
-                            .cloned()
-                            .collect();
-                    (!tags.is_empty()).then_some((m, tags))
-                })
-                .collect();
-            let removals = stale.iter().map(|(m, tags)| client.remove_tags(&m.email_address, tags));
-            for ((_, tags), applied) in stale.iter().zip(futures::future::try_join_all(removals).await?) {
-                match applied {
-                    None => return Ok(None),
-                    Some(Applied::Done) => {
-                        outcome.effects.tags_removed += tags.len() as u64;
-                        outcome.effects.contacts_untagged += 1;
-                    }
-                    Some(Applied::NotFound) => {}
-                }
-            }
         }
     }
     let deletions: Vec<&Member> =
@@ -118,6 +72,76 @@ pub async fn apply(
         rules::count_deletion(&mut outcome.effects, member.action, applied == Applied::Done);
     }
     Ok(Some(outcome))
+}
+
+/// The batch's upserts: the batch-subscribe call, blocked re-subscriptions sent again, then the
+/// stale owned tags removed.
+async fn upsert(
+    client: &Client,
+    policy: &Policy,
+    entries: &[Entry],
+    body: Vec<u8>,
+    first: Option<OwnedSemaphorePermit>,
+    outcome: &mut Outcome,
+) -> Result<Option<()>, ConnectorError> {
+    let mut members: FxHashMap<EmailKey, MemberSummary> = FxHashMap::default();
+    let Some(response) = client.batch_subscribe(body.into(), first, policy.read_members).await? else {
+        return Ok(None);
+    };
+    outcome.created += response.total_created;
+    outcome.updated += response.total_updated;
+    absorb(outcome, &mut members, response);
+    let upserts = || entries.iter().map(|e| &e.member).filter(|m| m.action == Action::Upsert);
+    let blocked: Vec<&Member> = upserts()
+        .filter(|m| m.status == Some(MemberStatus::Subscribed) && is_blocked(outcome, &members, m))
+        .collect();
+    if !blocked.is_empty() && resubscribe(client, policy, &blocked, outcome, &mut members).await?.is_none() {
+        return Ok(None);
+    }
+    let accepted: Vec<&Member> = upserts().filter(|m| !outcome.rejected.contains_key(&m.key)).collect();
+    // Blocked re-subscriptions were counted by `resubscribe`.
+    for member in accepted.iter().filter(|m| !blocked.iter().any(|b| b.key == m.key)) {
+        outcome.effects.count_status(member.status, member.deleted_at_source);
+    }
+    match &policy.owned_tag_prefix {
+        Some(prefix) => remove_stale_tags(client, prefix, &accepted, &members, outcome).await,
+        None => Ok(Some(())),
+    }
+}
+
+/// Owned-tag mode: removes the owned tags each contact carries that its record no longer has.
+async fn remove_stale_tags(
+    client: &Client,
+    prefix: &str,
+    applied: &[&Member],
+    members: &FxHashMap<EmailKey, MemberSummary>,
+    outcome: &mut Outcome,
+) -> Result<Option<()>, ConnectorError> {
+    let stale: Vec<Vec<String>> = applied
+        .iter()
+        .map(|m| {
+            let (Some(owned), Some(held)) = (m.owned_tags.as_ref(), members.get(&m.key)) else {
+                return Vec::new();
+            };
+            let held: Vec<String> = held.tags.iter().map(|t| t.name.clone()).collect();
+            rules::stale_tags(&held, owned, |t| t.starts_with(prefix)).into_iter().cloned().collect()
+        })
+        .collect();
+    let removals =
+        applied.iter().zip(&stale).filter(|(_, tags)| !tags.is_empty()).map(|(m, tags)| async move {
+            client.remove_tags(&m.email_address, tags).await.map(|a| (tags.len(), a))
+        });
+    for (count, applied) in futures::future::try_join_all(removals).await? {
+        match applied {
+            None => return Ok(None),
+            Some(Applied::Done) => {
+                outcome.effects.tags_removed += count as u64;
+                outcome.effects.contacts_untagged += 1;
+            }
+            Some(Applied::NotFound) => {}
+        }
+    }
+    Ok(Some(()))
 }
 
 /// Contacts set to subscribed whom Mailchimp holds as unsubscribed or cleaned: it refuses them

@@ -211,44 +211,13 @@ impl Mapper {
         if deleted && self.on_delete == OnDelete::Ignore {
             return Mapped::DeletionIgnored;
         }
-        let at = match find_email(&fields, self.email_field.as_deref(), plan.key_field.as_deref()) {
-            Ok(at) => at,
+        let (at, email_field, email) = match self.take_email(&mut fields, plan) {
+            Ok(found) => found,
             Err(reason) => return Mapped::Rejected(reason),
         };
-        let email_field = std::mem::take(&mut fields[at].0);
-        let email = match std::mem::take(&mut fields[at].1) {
-            Value::String(s) if s.trim().len() == s.len() => s,
-            Value::String(s) => s.trim().to_string(),
-            Value::Null => return Mapped::Rejected(format!("the email field '{email_field}' is null")),
-            _ => return Mapped::Rejected(format!("the email field '{email_field}' is not a string")),
-        };
-        if !looks_like_email(&email) {
-            return Mapped::Rejected(format!(
-                "the email field '{email_field}' does not hold an email address"
-            ));
-        }
-        if is_reserved_domain(&email) {
-            return Mapped::Rejected(format!(
-                "the email field '{email_field}' holds a placeholder address (a reserved domain such as \
-                 example.com, which Mailchimp refuses)"
-            ));
-        }
         if deleted {
-            let mut member = match self.on_delete {
-                OnDelete::Archive => Member::bare(email, self.status_if_new, Action::Archive),
-                OnDelete::DeletePermanently => {
-                    Member::bare(email, self.status_if_new, Action::DeletePermanently)
-                }
-                OnDelete::Unsubscribe | OnDelete::Ignore => {
-                    let mut member = Member::bare(email, MemberStatus::Unsubscribed, Action::Upsert);
-                    member.status = Some(MemberStatus::Unsubscribed);
-                    member
-                }
-            };
-            member.deleted_at_source = true;
-            return Mapped::Member(member);
+            return Mapped::Member(self.deletion(email));
         }
-
         let mut member = Member::bare(email, self.status_if_new, Action::Upsert);
         member.tags = self.config_tags.clone();
         if let Some(status_field) = self.status_field.as_deref() {
@@ -266,60 +235,116 @@ impl Mapper {
                 add_record_tags(&mut member.tags, &value);
                 continue;
             }
-            let target = match plan.targets.get(&name) {
-                Some(target) => *target,
-                None => {
-                    let target = self.target_for(&name);
-                    if target != Target::Ignored {
-                        self.discovered.push(format!(
-                            "Stream '{stream}': field '{name}' (not in the catalog's schema) → {}.",
-                            self.describe(target)
-                        ));
-                    }
-                    plan.targets.insert(name.clone(), target);
-                    target
-                }
-            };
-            // Text moves into the member without a copy.
-            let value = match (target, value) {
-                (Target::Merge(i), Value::String(text))
-                    if convert::is_text_kind(&self.merge_fields[i].kind) =>
-                {
-                    let field = &self.merge_fields[i];
-                    if let Some(v) = convert::text_value(&field.kind, text) {
-                        member.merge_fields.insert(field.tag.clone(), v);
-                    }
-                    continue;
-                }
-                (_, value) => value,
-            };
-            let converted = match target {
-                Target::Ignored => continue,
-                Target::Merge(i) => {
-                    let field = &self.merge_fields[i];
-                    convert::merge_value(&field.kind, &field.options, &value)
-                        .map(|v| v.map(|v| (field.tag.clone(), v)))
-                }
-                Target::Attribute(a) => {
-                    convert::attribute_value(a, &value).map(|v| v.map(|v| (a.to_string(), v)))
-                }
-            };
-            match (converted, target) {
-                (Ok(Some((key, v))), Target::Merge(_)) => {
-                    member.merge_fields.insert(key, v);
-                }
-                (Ok(Some((key, v))), _) => {
-                    member.attributes.insert(key, v);
-                }
-                (Ok(None), _) => {}
-                (Err(reason), _) => self.count_drop(stream, &name, target, &value, reason),
-            }
+            let target = self.target_in_plan(stream, plan, &name);
+            self.map_value(stream, &mut member, target, &name, value);
         }
         if let Some(prefix) = &self.owned_tag_prefix {
             member.owned_tags =
                 Some(member.tags.iter().filter(|t| t.starts_with(prefix.as_str())).cloned().collect());
         }
         Mapped::Member(member)
+    }
+
+    /// Takes the record's email out of its fields: its position, the field's name and the address;
+    /// or why the record cannot become a contact.
+    fn take_email(
+        &self,
+        fields: &mut [(String, Value)],
+        plan: &StreamPlan,
+    ) -> Result<(usize, String, String), String> {
+        let at = find_email(fields, self.email_field.as_deref(), plan.key_field.as_deref())?;
+        let email_field = std::mem::take(&mut fields[at].0);
+        let email = match std::mem::take(&mut fields[at].1) {
+            Value::String(s) if s.trim().len() == s.len() => s,
+            Value::String(s) => s.trim().to_string(),
+            Value::Null => return Err(format!("the email field '{email_field}' is null")),
+            _ => return Err(format!("the email field '{email_field}' is not a string")),
+        };
+        if !looks_like_email(&email) {
+            return Err(format!("the email field '{email_field}' does not hold an email address"));
+        }
+        if is_reserved_domain(&email) {
+            return Err(format!(
+                "the email field '{email_field}' holds a placeholder address (a reserved domain such as \
+                 example.com, which Mailchimp refuses)"
+            ));
+        }
+        Ok((at, email_field, email))
+    }
+
+    /// A record deleted at the source, as `on_delete` says (ignore is handled before).
+    fn deletion(&self, email: String) -> Member {
+        let mut member = match self.on_delete {
+            OnDelete::Archive => Member::bare(email, self.status_if_new, Action::Archive),
+            OnDelete::DeletePermanently => Member::bare(email, self.status_if_new, Action::DeletePermanently),
+            OnDelete::Unsubscribe | OnDelete::Ignore => {
+                let mut member = Member::bare(email, MemberStatus::Unsubscribed, Action::Upsert);
+                member.status = Some(MemberStatus::Unsubscribed);
+                member
+            }
+        };
+        member.deleted_at_source = true;
+        member
+    }
+
+    /// Where a field goes: from the stream's plan, or worked out (and reported) for a field the
+    /// catalog did not list.
+    fn target_in_plan(&mut self, stream: &StreamKey, plan: &mut StreamPlan, name: &str) -> Target {
+        if let Some(target) = plan.targets.get(name) {
+            return *target;
+        }
+        let target = self.target_for(name);
+        if target != Target::Ignored {
+            self.discovered.push(format!(
+                "Stream '{stream}': field '{name}' (not in the catalog's schema) → {}.",
+                self.describe(target)
+            ));
+        }
+        plan.targets.insert(name.to_string(), target);
+        target
+    }
+
+    /// Converts one value for its target and puts it on the member; a value that cannot be
+    /// converted is dropped and counted.
+    fn map_value(
+        &mut self,
+        stream: &StreamKey,
+        member: &mut Member,
+        target: Target,
+        name: &str,
+        value: Value,
+    ) {
+        let (value, reason) = match (target, value) {
+            (Target::Ignored, _) => return,
+            // Text moves into the member without a copy.
+            (Target::Merge(i), Value::String(text)) if convert::is_text_kind(&self.merge_fields[i].kind) => {
+                let field = &self.merge_fields[i];
+                if let Some(v) = convert::text_value(&field.kind, text) {
+                    member.merge_fields.insert(field.tag.clone(), v);
+                }
+                return;
+            }
+            (Target::Merge(i), value) => {
+                let field = &self.merge_fields[i];
+                match convert::merge_value(&field.kind, &field.options, &value) {
+                    Ok(Some(v)) => {
+                        member.merge_fields.insert(field.tag.clone(), v);
+                        return;
+                    }
+                    Ok(None) => return,
+                    Err(reason) => (value, reason),
+                }
+            }
+            (Target::Attribute(attribute), value) => match convert::attribute_value(attribute, &value) {
+                Ok(Some(v)) => {
+                    member.attributes.insert(attribute.to_string(), v);
+                    return;
+                }
+                Ok(None) => return,
+                Err(reason) => (value, reason),
+            },
+        };
+        self.count_drop(stream, name, target, &value, reason);
     }
 
     /// The status the source intends: `unsubscribed` and `subscribed` are sent as the status (an

@@ -260,7 +260,6 @@ async fn look_up(
     let audience = list.stats.member_count + list.stats.unsubscribe_count + list.stats.cleaned_count;
     let pages = audience.div_ceil(PAGE).max(1);
     let wanted = contacts.first.len() as u64;
-    let mut progress = Ticker::new();
     if wanted <= pages * LOOKUPS_PER_PAGE {
         eprintln!(
             "Preview: read {} records; looking up their {} contacts one by one (the audience holds about {}).",
@@ -270,17 +269,7 @@ async fn look_up(
         );
         report.lookup = "lookups".into();
         report.lookup_requests = wanted;
-        let keys: Vec<EmailKey> = contacts.first.keys().copied().collect();
-        let lookups = keys.iter().map(|key| async move { client.member(key).await.map(|m| (*key, m)) });
-        let mut answers = futures::stream::iter(lookups).buffer_unordered(client.budget().max());
-        let mut done = 0;
-        while let Some((key, member)) = answers.try_next().await? {
-            if let Some(member) = member {
-                contacts.held.insert(key, held_of(member, names));
-            }
-            done += 1;
-            progress.tick(|| format!("Preview: looked up {done} of {wanted} contacts"));
-        }
+        look_up_one_by_one(client, contacts, names).await
     } else {
         eprintln!(
             "Preview: read {} records; reading the audience's {} contacts in pages of {PAGE} to find their {} contacts.",
@@ -289,32 +278,64 @@ async fn look_up(
             thousands(wanted)
         );
         report.lookup = "pages".into();
-        let first = client.members_page(0, PAGE).await?;
-        let total = first.total_items;
-        let offsets: Vec<u64> = (1..total.div_ceil(PAGE)).map(|i| i * PAGE).collect();
-        report.lookup_requests = 1 + offsets.len() as u64;
-        let mut keep = |members: Vec<MemberSummary>| {
-            for member in members {
-                let key = email_key(&member.email_address);
-                if contacts.first.contains_key(&key) {
-                    contacts.held.insert(key, held_of(member, names));
-                }
-            }
-        };
-        keep(first.members);
-        let mut read = PAGE.min(total);
-        let mut pages =
-            futures::stream::iter(offsets.into_iter().map(|offset| client.members_page(offset, PAGE)))
-                .buffer_unordered(client.budget().max());
-        while let Some(page) = pages.try_next().await? {
-            read += page.members.len() as u64;
-            keep(page.members);
-            progress.tick(|| {
-                format!("Preview: read {} of {} audience members", thousands(read), thousands(total))
-            });
+        report.lookup_requests = look_up_in_pages(client, contacts, names).await?;
+        Ok(())
+    }
+}
+
+/// One lookup per contact, as many at once as the connection budget allows.
+async fn look_up_one_by_one(
+    client: &Client,
+    contacts: &mut Contacts,
+    names: &mut TagNames,
+) -> Result<(), ConnectorError> {
+    let wanted = contacts.first.len();
+    let mut progress = Ticker::new();
+    let keys: Vec<EmailKey> = contacts.first.keys().copied().collect();
+    let lookups = keys.iter().map(|key| async move { client.member(key).await.map(|m| (*key, m)) });
+    let mut answers = futures::stream::iter(lookups).buffer_unordered(client.budget().max());
+    let mut done = 0;
+    while let Some((key, member)) = answers.try_next().await? {
+        if let Some(member) = member {
+            contacts.held.insert(key, held_of(member, names));
         }
+        done += 1;
+        progress.tick(|| format!("Preview: looked up {done} of {wanted} contacts"));
     }
     Ok(())
+}
+
+/// Every page of the audience's members, keeping the input's contacts; returns the pages read.
+async fn look_up_in_pages(
+    client: &Client,
+    contacts: &mut Contacts,
+    names: &mut TagNames,
+) -> Result<u64, ConnectorError> {
+    let mut progress = Ticker::new();
+    let first = client.members_page(0, PAGE).await?;
+    let total = first.total_items;
+    let offsets: Vec<u64> = (1..total.div_ceil(PAGE)).map(|i| i * PAGE).collect();
+    let requests = 1 + offsets.len() as u64;
+    let mut keep = |members: Vec<MemberSummary>| {
+        for member in members {
+            let key = email_key(&member.email_address);
+            if contacts.first.contains_key(&key) {
+                contacts.held.insert(key, held_of(member, names));
+            }
+        }
+    };
+    keep(first.members);
+    let mut read = PAGE.min(total);
+    let mut pages =
+        futures::stream::iter(offsets.into_iter().map(|offset| client.members_page(offset, PAGE)))
+            .buffer_unordered(client.budget().max());
+    while let Some(page) = pages.try_next().await? {
+        read += page.members.len() as u64;
+        keep(page.members);
+        progress
+            .tick(|| format!("Preview: read {} of {} audience members", thousands(read), thousands(total)));
+    }
+    Ok(requests)
 }
 
 fn held_of(member: MemberSummary, names: &mut TagNames) -> Held<TagId> {
