@@ -86,7 +86,8 @@ pub mod defaults {
 }
 
 /// The config as the platform sends it, after spec.json has validated it (so every value has the
-/// type and range the spec gives; text is trimmed in `from_value`).
+/// type and range the spec gives; text is trimmed in `from_value`). One field per spec.json
+/// setting, which is why it is wide.
 #[derive(Debug, Deserialize)]
 struct RawConfig {
     api_key: String,
@@ -131,7 +132,8 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64
         .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number")))
 }
 
-/// A validated configuration.
+/// A validated configuration: one field per setting (as spec.json lists them) plus what is
+/// derived from them, which is why it is wide.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub api_key: ApiKey,

@@ -4,6 +4,8 @@
 use crate::mailchimp::member::MemberStatus;
 use serde::{Deserialize, Serialize};
 
+/// The counts, one per kind of effect. Flat on purpose (wider than most structs here): it is the
+/// shape of preview's JSON report, which users script against.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Effects {
     /// Contacts set to unsubscribed because the status field said so.

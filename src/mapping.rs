@@ -67,16 +67,29 @@ pub struct DroppedValues {
 /// Maps records of the catalog's streams to members of one audience.
 #[derive(Clone)]
 pub struct Mapper {
+    settings: RecordSettings,
+    merge_fields: Vec<MergeField>,
+    /// Explicit record field → merge field index, from the config.
+    explicit: FxHashMap<String, usize>,
+    streams: FxHashMap<StreamKey, StreamPlan>,
+    findings: Findings,
+}
+
+/// What the config says about records: where the email is, statuses, deletions and tags.
+#[derive(Clone)]
+struct RecordSettings {
     email_field: Option<String>,
     status_if_new: MemberStatus,
     status_field: Option<String>,
     on_delete: OnDelete,
     owned_tag_prefix: Option<String>,
     config_tags: Vec<String>,
-    merge_fields: Vec<MergeField>,
-    /// Explicit record field → merge field index, from the config.
-    explicit: FxHashMap<String, usize>,
-    streams: FxHashMap<StreamKey, StreamPlan>,
+}
+
+/// What mapping found that the user should hear about.
+#[derive(Clone, Default)]
+struct Findings {
+    /// Values that could not be converted, per stream and field.
     dropped: BTreeMap<(String, String), DroppedValues>,
     /// Mappings of fields that were not in the catalog, found in records (to be logged).
     discovered: Vec<String>,
@@ -104,18 +117,18 @@ impl Mapper {
             explicit.insert(field.clone(), index);
         }
         let mut mapper = Self {
-            email_field: config.email_field.clone(),
-            status_if_new: config.status_if_new,
-            status_field: config.status_field.clone(),
-            on_delete: config.on_delete,
-            owned_tag_prefix: config.owned_tag_prefix.clone(),
-            config_tags: config.tags.clone(),
+            settings: RecordSettings {
+                email_field: config.email_field.clone(),
+                status_if_new: config.status_if_new,
+                status_field: config.status_field.clone(),
+                on_delete: config.on_delete,
+                owned_tag_prefix: config.owned_tag_prefix.clone(),
+                config_tags: config.tags.clone(),
+            },
             merge_fields: merge_fields.to_vec(),
             explicit,
             streams: FxHashMap::default(),
-            dropped: BTreeMap::new(),
-            discovered: Vec::new(),
-            unknown_statuses: BTreeMap::new(),
+            findings: Findings::default(),
         };
         for stream in &catalog.streams {
             let mut plan =
@@ -208,7 +221,7 @@ impl Mapper {
         mut fields: Vec<(String, Value)>,
     ) -> Mapped {
         let deleted = fields.iter().any(|(name, value)| name == DELETED_AT_FIELD && is_set(value));
-        if deleted && self.on_delete == OnDelete::Ignore {
+        if deleted && self.settings.on_delete == OnDelete::Ignore {
             return Mapped::DeletionIgnored;
         }
         let (at, email_field, email) = match self.take_email(&mut fields, plan) {
@@ -218,9 +231,9 @@ impl Mapper {
         if deleted {
             return Mapped::Member(self.deletion(email));
         }
-        let mut member = Member::bare(email, self.status_if_new, Action::Upsert);
-        member.tags = self.config_tags.clone();
-        if let Some(status_field) = self.status_field.as_deref() {
+        let mut member = Member::bare(email, self.settings.status_if_new, Action::Upsert);
+        member.tags = self.settings.config_tags.clone();
+        if let Some(status_field) = self.settings.status_field.as_deref() {
             if let Some(at) = fields.iter().rposition(|(name, _)| name == status_field) {
                 let value = std::mem::take(&mut fields[at].1);
                 fields[at].0.clear();
@@ -238,7 +251,7 @@ impl Mapper {
             let target = self.target_in_plan(stream, plan, &name);
             self.map_value(stream, &mut member, target, &name, value);
         }
-        if let Some(prefix) = &self.owned_tag_prefix {
+        if let Some(prefix) = &self.settings.owned_tag_prefix {
             member.owned_tags =
                 Some(member.tags.iter().filter(|t| t.starts_with(prefix.as_str())).cloned().collect());
         }
@@ -252,7 +265,7 @@ impl Mapper {
         fields: &mut [(String, Value)],
         plan: &StreamPlan,
     ) -> Result<(usize, String, String), String> {
-        let at = find_email(fields, self.email_field.as_deref(), plan.key_field.as_deref())?;
+        let at = find_email(fields, self.settings.email_field.as_deref(), plan.key_field.as_deref())?;
         let email_field = std::mem::take(&mut fields[at].0);
         let email = match std::mem::take(&mut fields[at].1) {
             Value::String(s) if s.trim().len() == s.len() => s,
@@ -274,9 +287,11 @@ impl Mapper {
 
     /// A record deleted at the source, as `on_delete` says (ignore is handled before).
     fn deletion(&self, email: String) -> Member {
-        let mut member = match self.on_delete {
-            OnDelete::Archive => Member::bare(email, self.status_if_new, Action::Archive),
-            OnDelete::DeletePermanently => Member::bare(email, self.status_if_new, Action::DeletePermanently),
+        let mut member = match self.settings.on_delete {
+            OnDelete::Archive => Member::bare(email, self.settings.status_if_new, Action::Archive),
+            OnDelete::DeletePermanently => {
+                Member::bare(email, self.settings.status_if_new, Action::DeletePermanently)
+            }
             OnDelete::Unsubscribe | OnDelete::Ignore => {
                 let mut member = Member::bare(email, MemberStatus::Unsubscribed, Action::Upsert);
                 member.status = Some(MemberStatus::Unsubscribed);
@@ -295,7 +310,7 @@ impl Mapper {
         }
         let target = self.target_for(name);
         if target != Target::Ignored {
-            self.discovered.push(format!(
+            self.findings.discovered.push(format!(
                 "Stream '{stream}': field '{name}' (not in the catalog's schema) → {}.",
                 self.describe(target)
             ));
@@ -363,17 +378,18 @@ impl Mapper {
                 member.status_if_new = status;
             }
             Some(status) => member.status_if_new = status,
-            None => *self.unknown_statuses.entry(excerpt(&text, 40)).or_default() += 1,
+            None => *self.findings.unknown_statuses.entry(excerpt(&text, 40)).or_default() += 1,
         }
     }
 
     /// Status-field values that were not a status, one line (None when there were none).
     pub fn unknown_statuses(&self) -> Option<String> {
-        let field = self.status_field.as_deref()?;
-        if self.unknown_statuses.is_empty() {
+        let field = self.settings.status_field.as_deref()?;
+        if self.findings.unknown_statuses.is_empty() {
             return None;
         }
-        let values: Vec<String> = self.unknown_statuses.iter().map(|(v, n)| format!("'{v}' × {n}")).collect();
+        let values: Vec<String> =
+            self.findings.unknown_statuses.iter().map(|(v, n)| format!("'{v}' × {n}")).collect();
         Some(format!(
             "The status field '{field}' held values that are not a status (subscribed, unsubscribed, pending, \
              transactional); those records were synced as if it were empty: {}.",
@@ -383,9 +399,10 @@ impl Mapper {
 
     fn count_drop(&mut self, stream: &StreamKey, field: &str, target: Target, value: &Value, reason: String) {
         let target = self.describe(target);
-        let entry = self.dropped.entry((stream.to_string(), field.to_string())).or_insert_with(|| {
-            DroppedValues { target, count: 0, example: excerpt(&value.to_string(), 60), reason }
-        });
+        let entry =
+            self.findings.dropped.entry((stream.to_string(), field.to_string())).or_insert_with(|| {
+                DroppedValues { target, count: 0, example: excerpt(&value.to_string(), 60), reason }
+            });
         entry.count += 1;
     }
 
@@ -445,12 +462,12 @@ impl Mapper {
 
     /// Mappings found in records for fields the catalog did not list, since the last call.
     pub fn take_discovered(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.discovered)
+        std::mem::take(&mut self.findings.discovered)
     }
 
     /// Values dropped because they could not be converted, per stream and field.
     pub fn dropped_values(&self) -> Vec<String> {
-        self.dropped
+        self.findings.dropped
             .iter()
             .map(|((stream, field), d)| {
                 format!(
@@ -468,8 +485,8 @@ impl Mapper {
     fn is_special(&self, name: &str, key_field: Option<&str>) -> bool {
         name == "tags"
             || name == DELETED_AT_FIELD
-            || self.email_field.as_deref() == Some(name)
-            || self.status_field.as_deref() == Some(name)
+            || self.settings.email_field.as_deref() == Some(name)
+            || self.settings.status_field.as_deref() == Some(name)
             || key_field == Some(name)
             || name.eq_ignore_ascii_case("email")
             || name.eq_ignore_ascii_case("email_address")

@@ -112,7 +112,7 @@ impl TagNames {
     }
 }
 
-/// The report, as `--json` prints it.
+/// The report, as `--json` prints it: one flat object that users script against, hence its width.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub audience: String,

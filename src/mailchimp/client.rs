@@ -89,6 +89,9 @@ enum Reply<T> {
     NotFound,
 }
 
+/// The Mailchimp API for one audience. Its fields are the connection (HTTP client, URL, audience,
+/// key), the retry limits, the shared connection budget and the counters the sync reports, all
+/// read on every call; grouping them further would only add indirection.
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
