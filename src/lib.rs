@@ -3,16 +3,16 @@
 //!
 //! # Layout
 //! - [`cli`]: the commands (`spec`, `check`, `discover`, `write`, and `preview` for people);
-//!   [`run`] dispatches them.
-//! - [`discover`]: the audience as a destination object; [`convert`]: values by merge-field type.
-//! - [`protocol`]: Airbyte messages in and out, with [`fields`] (a record's data); [`spec`]: the
-//!   embedded `spec.json`.
-//! - [`config`], [`catalog`]: what the platform hands over, validated.
-//! - [`input`] (stdin reader) → [`mapping`] (record → member) → [`batch`] (dedupe, batches) →
-//!   [`write`] (concurrent requests, in-order STATE release) with [`apply`] (one batch: upserts,
-//!   blocked re-subscriptions, deletions, owned tags), [`ledger`] (counts per state), [`effects`]
-//!   (consent, deletion and tag counts) and [`progress`] (a progress line every 30 s).
-//! - [`mailchimp`]: the API client, its types and the retry classification.
+//!   [`run`] dispatches them. [`check`], [`discover`], [`preview`] and [`write`](mod@write) are one each.
+//! - What the platform hands over: [`config`] (validated against [`spec`], then typed), [`catalog`],
+//!   [`protocol`] messages with [`fields`] (a record's data), read by [`input`] on its own thread.
+//! - [`intake`]: message → [`mapping`] (with [`convert`]) → [`batch`], counts in [`ledger`]; shared
+//!   by write, preview and the benchmark.
+//! - [`write`](mod@write): [`dispatch`] (per-email waits, connections in order) → [`apply`] (one batch) →
+//!   [`ack`] (states in input order), with [`report`], [`effects`] and [`progress`].
+//! - [`rules`]: what Mailchimp does to a contact, shared by apply and preview.
+//! - [`mailchimp`]: a leaf owning Mailchimp's vocabulary, the client, the outcome table and the
+//!   connection budget.
 //! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails in logs;
 //!   [`usage`]: peak memory for the summary.
 
