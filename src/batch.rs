@@ -184,7 +184,10 @@ mod tests {
     }
 
     fn state(n: u64) -> PendingState {
-        PendingState { state: json!({"n": n}), tallies: vec![] }
+        PendingState {
+            state: crate::protocol::RawState::from_json(&format!(r#"{{"n":{n}}}"#)).unwrap(),
+            tallies: vec![],
+        }
     }
 
     fn drain(batcher: &mut Batcher) -> Vec<Ready> {

@@ -2,6 +2,7 @@
 //! for a record that is read once), or whatever else the source sent instead of an object.
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
 
@@ -21,6 +22,48 @@ impl RecordData {
             RecordData::Fields(fields) => Some(fields),
             RecordData::Other(_) => None,
         }
+    }
+}
+
+impl RecordData {
+    /// Reads data whose JSON nests deeper than the parser's recursion limit: an object's fields are
+    /// taken one by one and each is built as a value on its own; a field that is still too deep (a
+    /// value no merge field or attribute could take) becomes null, which is never sent.
+    pub fn from_raw(raw: &RawValue) -> RecordData {
+        let text = raw.get();
+        if !text.starts_with('{') {
+            return RecordData::Other(serde_json::from_str(text).unwrap_or(Value::Null));
+        }
+        let fields: Vec<(String, &RawValue)> =
+            serde_json::from_str::<RawFields>(text).map(|f| f.0).unwrap_or_default();
+        let fields = fields
+            .into_iter()
+            .map(|(name, value)| (name, serde_json::from_str(value.get()).unwrap_or(Value::Null)))
+            .collect();
+        RecordData::Fields(fields)
+    }
+}
+
+/// An object's fields in order, each value as raw JSON (scanned without building it).
+struct RawFields<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawFields<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for FieldsVisitor<'a> {
+            type Value = RawFields<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFields<'a>, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    fields.push(entry);
+                }
+                Ok(RawFields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor(std::marker::PhantomData))
     }
 }
 

@@ -1,8 +1,7 @@
 //! Record counts per STATE: which records a state covers, and how many were accepted or rejected.
 
-use crate::protocol::{StateScope, StreamKey};
+use crate::protocol::{RawState, StateScope, StreamKey};
 use rustc_hash::FxHashMap;
-use serde_json::Value;
 
 /// Identifies the records of one stream between two of its states.
 pub type TallyId = u64;
@@ -16,7 +15,7 @@ struct Tally {
 /// A received STATE waiting for its records, with the tallies whose counts it reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingState {
-    pub state: Value,
+    pub state: RawState,
     pub tallies: Vec<TallyId>,
 }
 
@@ -52,7 +51,7 @@ impl Ledger {
     }
 
     /// Closes the tallies a received state covers; later records start new ones.
-    pub fn close(&mut self, state: Value, scope: &StateScope) -> PendingState {
+    pub fn close(&mut self, state: RawState, scope: &StateScope) -> PendingState {
         let tallies = match scope {
             StateScope::Stream(stream) => self.open.remove(stream).into_iter().collect(),
             StateScope::All => self.open.drain().map(|(_, id)| id).collect(),
@@ -73,7 +72,6 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn key(name: &str) -> StreamKey {
         StreamKey { namespace: None, name: name.into() }
@@ -89,13 +87,13 @@ mod tests {
         }
         let t = ledger.tally_for(&b);
         ledger.settle(t, false);
-        let state_a = ledger.close(json!({}), &StateScope::Stream(a.clone()));
+        let state_a = ledger.close(RawState::from_json("{}").unwrap(), &StateScope::Stream(a.clone()));
         assert_eq!(ledger.take_counts(&state_a), (3, 0));
         let t = ledger.tally_for(&a);
         ledger.settle(t, true);
-        let global = ledger.close(json!({}), &StateScope::All);
+        let global = ledger.close(RawState::from_json("{}").unwrap(), &StateScope::All);
         assert_eq!(ledger.take_counts(&global), (1, 1));
-        let empty = ledger.close(json!({}), &StateScope::All);
+        let empty = ledger.close(RawState::from_json("{}").unwrap(), &StateScope::All);
         assert_eq!(ledger.take_counts(&empty), (0, 0));
     }
 }

@@ -3,6 +3,7 @@
 use crate::error::ConnectorError;
 pub use crate::fields::RecordData;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::io::Write;
@@ -36,7 +37,7 @@ pub struct Record {
 pub enum Incoming {
     Record(Record),
     /// The STATE payload exactly as received, so that every field (`id`, `sourceStats`, …) survives.
-    State(Value),
+    State(RawState),
     /// LOG, TRACE, CONTROL and other types that a destination does not act on.
     Ignored,
 }
@@ -46,7 +47,8 @@ struct Envelope<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
     record: Option<RecordPayload>,
-    state: Option<Value>,
+    #[serde(borrow)]
+    state: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -66,7 +68,12 @@ pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
     let text = std::str::from_utf8(line).map_err(|e| {
         ParseError(format!("it is not valid UTF-8 (invalid bytes after byte {})", e.valid_up_to()))
     })?;
-    let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
+    let envelope: Envelope = match serde_json::from_str(text) {
+        // A record nested deeper than the parser's recursion limit: read its fields one by one.
+        Err(e) if e.to_string().starts_with("recursion limit exceeded") => return parse_deep_record(text),
+        parsed => parsed,
+    }
+    .map_err(|e| {
         let starts_as_object = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if e.is_data() && !starts_as_object {
             ParseError("it is not a JSON object".to_string())
@@ -88,7 +95,7 @@ pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
             }))
         }
         Some("STATE") => match envelope.state {
-            Some(state @ Value::Object(_)) => Ok(Incoming::State(state)),
+            Some(state) if state.get().starts_with('{') => Ok(Incoming::State(RawState(state.to_owned()))),
             _ => Err(ParseError("a STATE message has no \"state\" object".into())),
         },
         Some(
@@ -97,6 +104,32 @@ pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
         Some(other) => Err(ParseError(format!("its type {other:?} is not an Airbyte message type"))),
         None => Err(ParseError("it has no \"type\", so it is not an Airbyte message".into())),
     }
+}
+
+/// A RECORD nested deeper than serde_json's recursion limit (128 levels), which a valid document
+/// may be: its data is scanned without recursion, and each field is built separately (see
+/// `RecordData::from_raw`), so that a deep field the mapping does not even use costs nothing.
+fn parse_deep_record(text: &str) -> Result<Incoming, ParseError> {
+    #[derive(Deserialize)]
+    struct DeepEnvelope<'a> {
+        #[serde(borrow)]
+        record: Option<DeepPayload<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct DeepPayload<'a> {
+        stream: Option<String>,
+        namespace: Option<String>,
+        #[serde(borrow)]
+        data: Option<&'a RawValue>,
+    }
+    let envelope: DeepEnvelope =
+        serde_json::from_str(text).map_err(|e| ParseError(format!("it is not an Airbyte message ({e})")))?;
+    let record = envelope.record.ok_or_else(|| ParseError("a RECORD message has no \"record\"".into()))?;
+    let name = record.stream.ok_or_else(|| ParseError("a RECORD message has no \"stream\"".into()))?;
+    Ok(Incoming::Record(Record {
+        stream: StreamKey { namespace: record.namespace, name },
+        data: record.data.map_or(RecordData::Other(Value::Null), RecordData::from_raw),
+    }))
 }
 
 /// Which records a STATE covers.
@@ -108,27 +141,102 @@ pub enum StateScope {
     All,
 }
 
+/// A STATE payload exactly as received: echoed byte for byte (each field's value as it came, in
+/// the order it came), so that cursors beyond f64 precision and every other field survive.
+#[derive(Debug, Clone)]
+pub struct RawState(Box<RawValue>);
+
+impl PartialEq for RawState {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl RawState {
+    /// A state from its JSON text; `None` unless it is an object.
+    pub fn from_json(text: &str) -> Option<Self> {
+        let raw = RawValue::from_string(text.trim().to_string()).ok()?;
+        raw.get().starts_with('{').then_some(Self(raw))
+    }
+
+    /// The JSON text as received.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The top-level fields in their order, each value as received.
+    fn fields(&self) -> Vec<(String, &RawValue)> {
+        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de> serde::de::Visitor<'de> for Fields<'de> {
+            type Value = Vec<(String, &'de RawValue)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a state object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    fields.push(entry);
+                }
+                Ok(fields)
+            }
+        }
+        let mut deserializer = serde_json::Deserializer::from_str(self.0.get());
+        serde::Deserializer::deserialize_map(&mut deserializer, Fields(std::marker::PhantomData))
+            .unwrap_or_default()
+    }
+}
+
+/// The part of a STATE that says which records it covers.
+#[derive(Deserialize)]
+struct StateHead {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    stream: Option<StreamHead>,
+}
+
+#[derive(Deserialize)]
+struct StreamHead {
+    stream_descriptor: Option<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    name: Option<String>,
+    namespace: Option<String>,
+}
+
 /// Reads the scope of a STATE payload (no `type` means LEGACY).
-pub fn state_scope(state: &Value) -> StateScope {
-    if state.get("type").and_then(Value::as_str) == Some("STREAM") {
-        let descriptor = &state["stream"]["stream_descriptor"];
-        if let Some(name) = descriptor.get("name").and_then(Value::as_str) {
-            let namespace = descriptor.get("namespace").and_then(Value::as_str).map(str::to_string);
-            return StateScope::Stream(StreamKey { namespace, name: name.to_string() });
+pub fn state_scope(state: &RawState) -> StateScope {
+    let Ok(head) = serde_json::from_str::<StateHead>(state.as_json()) else { return StateScope::All };
+    if head.kind.as_deref() == Some("STREAM") {
+        let descriptor = head.stream.and_then(|s| s.stream_descriptor);
+        if let Some(Descriptor { name: Some(name), namespace }) = descriptor {
+            return StateScope::Stream(StreamKey { namespace, name });
         }
     }
     StateScope::All
 }
 
-/// The STATE echo: the received payload with `destinationStats` added; counts as JSON floats.
-pub fn state_echo(mut state: Value, accepted: u64, rejected: u64) -> Value {
-    if let Some(object) = state.as_object_mut() {
-        object.insert(
-            "destinationStats".to_string(),
-            json!({"recordCount": accepted as f64, "rejectedRecordCount": rejected as f64}),
-        );
+/// The STATE echo, as one line of JSON: the received payload with `destinationStats` added (counts
+/// as JSON floats); every other field's value is written exactly as it came.
+pub fn state_echo(state: &RawState, accepted: u64, rejected: u64) -> String {
+    let mut line = String::with_capacity(state.as_json().len() + 96);
+    line.push_str(r#"{"type":"STATE","state":{"#);
+    for (key, value) in state.fields() {
+        if key == "destinationStats" {
+            continue;
+        }
+        line.push_str(&serde_json::to_string(&key).expect("a string serializes"));
+        line.push(':');
+        line.push_str(value.get());
+        line.push(',');
     }
-    json!({"type": "STATE", "state": state})
+    line.push_str(&format!(
+        r#""destinationStats":{{"recordCount":{},"rejectedRecordCount":{}}}}}}}"#,
+        Value::from(accepted as f64),
+        Value::from(rejected as f64)
+    ));
+    line
 }
 
 /// Log levels of LOG messages.
@@ -190,6 +298,15 @@ impl<W: Write> Output<W> {
             .map_err(|e| ConnectorError::system(format!("Could not write to standard output: {e}")))
     }
 
+    /// Sends a line that is already one compact JSON message (a state echo).
+    pub fn send_line(&mut self, line: &str) -> Result<(), ConnectorError> {
+        self.out
+            .write_all(line.as_bytes())
+            .and_then(|_| self.out.write_all(b"\n"))
+            .and_then(|_| self.out.flush())
+            .map_err(|e| ConnectorError::system(format!("Could not write to standard output: {e}")))
+    }
+
     pub fn log(&mut self, level: Level, message: &str) -> Result<(), ConnectorError> {
         self.send(&log_message(level, message))
     }
@@ -219,19 +336,53 @@ mod tests {
             state_scope(&state),
             StateScope::Stream(StreamKey { namespace: Some("p".into()), name: "u".into() })
         );
-        let echo = state_echo(state, 2, 0);
-        assert_eq!(echo["state"]["id"], 17);
-        assert_eq!(echo["state"]["sourceStats"]["recordCount"], 2.0);
+        let echo = state_echo(&state, 2, 0);
         assert_eq!(
-            serde_json::to_string(&echo["state"]["destinationStats"]).unwrap(),
-            r#"{"recordCount":2.0,"rejectedRecordCount":0.0}"#
+            echo,
+            r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"u","namespace":"p"},"stream_state":{"c":1}},"sourceStats":{"recordCount":2.0},"id":17,"destinationStats":{"recordCount":2.0,"rejectedRecordCount":0.0}}}"#
+        );
+    }
+
+    #[test]
+    fn states_come_back_byte_for_byte_with_their_destination_stats_replaced() {
+        let state = r#"{"data":{"cursor":123456789012345678901234567890,"at":1732600000.123456789,"s":"\u00e9"},"destinationStats":{"recordCount":9.0},"id":1}"#;
+        let line = format!(r#"{{"type":"STATE","state":{state}}}"#);
+        let Incoming::State(parsed) = parse_line(line.as_bytes()).unwrap() else { panic!() };
+        assert_eq!(
+            state_echo(&parsed, 1, 2),
+            r#"{"type":"STATE","state":{"data":{"cursor":123456789012345678901234567890,"at":1732600000.123456789,"s":"\u00e9"},"id":1,"destinationStats":{"recordCount":1.0,"rejectedRecordCount":2.0}}}"#
         );
     }
 
     #[test]
     fn legacy_and_global_states_cover_all_streams() {
-        assert_eq!(state_scope(&json!({"data": {"x": 1}})), StateScope::All);
-        assert_eq!(state_scope(&json!({"type": "GLOBAL", "global": {}})), StateScope::All);
+        let scope = |text: &str| state_scope(&RawState::from_json(text).unwrap());
+        assert_eq!(scope(r#"{"data": {"x": 1}}"#), StateScope::All);
+        assert_eq!(scope(r#"{"type": "GLOBAL", "global": {}}"#), StateScope::All);
+        assert_eq!(scope(r#"{"type": "STREAM", "stream": {}}"#), StateScope::All);
+        assert!(RawState::from_json("[1]").is_none());
+    }
+
+    #[test]
+    fn a_record_nested_past_the_recursion_limit_is_read_with_its_deep_field_as_null() {
+        let deep = format!("{}1{}", "[".repeat(1000), "]".repeat(1000));
+        let line = format!(
+            r#"{{"type":"RECORD","record":{{"stream":"u","data":{{"email":"a@b.io","deep":{deep},"n":2}}}}}}"#
+        );
+        let Incoming::Record(record) = parse_line(line.as_bytes()).unwrap() else { panic!() };
+        assert_eq!(
+            record.data,
+            RecordData::Fields(vec![
+                ("email".into(), json!("a@b.io")),
+                ("deep".into(), Value::Null),
+                ("n".into(), json!(2))
+            ])
+        );
+        let state = format!(r#"{{"type":"STATE","state":{{"data":{deep}}}}}"#);
+        assert!(
+            matches!(parse_line(state.as_bytes()), Ok(Incoming::State(_))),
+            "a deep state is kept as it is"
+        );
     }
 
     #[test]

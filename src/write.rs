@@ -354,7 +354,7 @@ impl<'a, W: Write> Writer<'a, W> {
     fn release(&mut self, state: PendingState) -> Result<(), ConnectorError> {
         self.report.states_released += 1;
         let (accepted, rejected) = self.intake.counts_of(&state);
-        self.out.send(&state_echo(state.state, accepted, rejected))
+        self.out.send_line(&state_echo(&state.state, accepted, rejected))
     }
 
     /// Reports a rejected record (masked) while the per-sync log budget lasts.

@@ -6,7 +6,7 @@
 use destination_mailchimp::batch::{Batch, Batcher, Ready};
 use destination_mailchimp::ledger::{Ledger, PendingState};
 use destination_mailchimp::mailchimp::member::{Action, Member, MemberStatus};
-use destination_mailchimp::protocol::{StateScope, StreamKey};
+use destination_mailchimp::protocol::{RawState, StateScope, StreamKey};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
@@ -103,7 +103,8 @@ impl Pipeline {
 
     fn release(&mut self, state: PendingState) {
         let (accepted, rejected) = self.ledger.take_counts(&state);
-        self.released.push((state.state["id"].as_u64().unwrap(), accepted, rejected));
+        let state: serde_json::Value = serde_json::from_str(state.state.as_json()).unwrap();
+        self.released.push((state["id"].as_u64().unwrap(), accepted, rejected));
     }
 }
 
@@ -160,13 +161,13 @@ proptest! {
                 Op::StreamState { stream } => {
                     let (a, r) = std::mem::take(&mut open_counts[stream]);
                     expected_states.push((id, a, r));
-                    let pending = pipeline.ledger.close(json!({"id": id}), &StateScope::Stream(key(stream)));
+                    let pending = pipeline.ledger.close(RawState::from_json(&json!({"id": id}).to_string()).unwrap(), &StateScope::Stream(key(stream)));
                     pipeline.batcher.push_state(pending);
                 }
                 Op::GlobalState => {
                     let (a, r) = open_counts.iter_mut().map(std::mem::take).fold((0, 0), |(a, r), (x, y)| (a + x, r + y));
                     expected_states.push((id, a, r));
-                    pipeline.batcher.push_state(pipeline.ledger.close(json!({"id": id}), &StateScope::All));
+                    pipeline.batcher.push_state(pipeline.ledger.close(RawState::from_json(&json!({"id": id}).to_string()).unwrap(), &StateScope::All));
                 }
                 Op::Flush => pipeline.batcher.flush(),
                 Op::Answer => pipeline.answer(),
