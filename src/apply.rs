@@ -85,7 +85,8 @@ async fn upsert(
     outcome: &mut Outcome,
 ) -> Result<Option<()>, ConnectorError> {
     let mut members: FxHashMap<EmailKey, MemberSummary> = FxHashMap::default();
-    let Some(response) = client.batch_subscribe(body.into(), first, policy.read_members).await? else {
+    let sent = entries.iter().filter(|e| e.member.action == Action::Upsert).count();
+    let Some(response) = client.batch_subscribe(body.into(), sent, first, policy.read_members).await? else {
         return Ok(None);
     };
     outcome.created += response.total_created;
@@ -165,7 +166,9 @@ async fn resubscribe(
             outcome.rejected.remove(&member.key);
         }
         let Some(body) = members_body(waiting.iter()) else { break };
-        let Some(response) = client.batch_subscribe(body.into(), None, policy.read_members).await? else {
+        let sent = waiting.len();
+        let Some(response) = client.batch_subscribe(body.into(), sent, None, policy.read_members).await?
+        else {
             return Ok(None);
         };
         // Its totals are not added: the first answer counted these contacts already, except the

@@ -44,6 +44,13 @@ impl ConnectorError {
         self
     }
 
+    /// Removes every form of the API key from the message and the detail.
+    pub fn scrubbed(mut self, secrets: &crate::redact::Secrets) -> Self {
+        self.message = secrets.scrub(&self.message);
+        self.internal = self.internal.map(|internal| secrets.scrub(&internal));
+        self
+    }
+
     /// Attaches technical detail that is shown in logs, not as the headline.
     pub fn with_internal(mut self, internal: impl Into<String>) -> Self {
         self.internal = Some(internal.into());

@@ -1,4 +1,5 @@
-//! Keeps personal data out of logs: email addresses are masked wherever text is shown to people.
+//! Keeps personal data and secrets out of logs: email addresses are masked and the API key (with
+//! everything derived from it) is removed wherever text is shown to people.
 
 /// Masks one email address: `ada.lovelace@example.com` → `a***@example.com`.
 pub fn mask_email(email: &str) -> String {
@@ -40,6 +41,57 @@ pub fn mask_emails_in(text: &str) -> String {
     out
 }
 
+/// The forms in which a server's text may quote an API key: the key, its part before the data
+/// center, and the HTTP Basic token built from it (`user:key` in base64).
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    forms: Vec<String>,
+}
+
+impl Secrets {
+    pub fn of_key(key: &str, basic_user: &str) -> Self {
+        let mut forms = vec![key.to_string(), base64(format!("{basic_user}:{key}").as_bytes())];
+        if let Some((head, _)) = key.rsplit_once('-') {
+            // The secret part alone is still a secret; a short one could match ordinary words.
+            if head.len() >= 8 {
+                forms.push(head.to_string());
+            }
+        }
+        forms.retain(|f| !f.is_empty());
+        // Longest first, so that the key is replaced before its head.
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        Self { forms }
+    }
+
+    /// `text` with every form of the key replaced by `[redacted]`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for form in &self.forms {
+            if text.contains(form.as_str()) {
+                text = text.replace(form.as_str(), "[redacted]");
+            }
+        }
+        text
+    }
+}
+
+/// Standard base64 with padding (RFC 4648), as HTTP Basic authentication uses it.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// A short excerpt of untrusted input for an error message: at most `max` characters, emails masked.
 pub fn excerpt(text: &str, max: usize) -> String {
     // Mask before cutting, so that an address cut in half is not left half-visible.
@@ -71,6 +123,26 @@ mod tests {
         assert_eq!(mask_emails_in("{\"email\":\"x.y@z.org\"}"), "{\"email\":\"x***@z.org\"}");
         assert_eq!(mask_emails_in("a @ b and @c"), "a @ b and @c");
         assert_eq!(mask_emails_in("no address here"), "no address here");
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (plain, encoded) in
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")]
+        {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn every_form_of_the_key_is_scrubbed() {
+        let key = "0123456789abcdef0123456789abcdef-us6";
+        let secrets = Secrets::of_key(key, "destination-mailchimp");
+        let token = base64(format!("destination-mailchimp:{key}").as_bytes());
+        let text =
+            format!("key {key}, header Basic {token}, head 0123456789abcdef0123456789abcdef; us6 stays");
+        let scrubbed = secrets.scrub(&text);
+        assert_eq!(scrubbed, "key [redacted], header Basic [redacted], head [redacted]; us6 stays");
     }
 
     #[test]

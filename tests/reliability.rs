@@ -111,7 +111,7 @@ fn assert_same_as_fault_free(target: Target, faults: &[Fault]) -> Run {
 fn rate_limit_429_with_a_body_is_retried_and_changes_nothing() {
     let run = assert_same_as_fault_free(
         Target::Batches,
-        &[Fault::TooManyRequests { body: true, retry_after_seconds: None }; 3],
+        &vec![Fault::TooManyRequests { body: true, retry_after_seconds: None }; 3],
     );
     let logs = run.logs();
     assert!(
@@ -140,7 +140,7 @@ fn rate_limit_429_without_a_body_and_with_retry_after_is_honoured() {
 
 #[test]
 fn forbidden_without_a_body_is_a_rate_limit_not_a_permission_error() {
-    let run = assert_same_as_fault_free(Target::Batches, &[Fault::ForbiddenWithoutBody; 2]);
+    let run = assert_same_as_fault_free(Target::Batches, &vec![Fault::ForbiddenWithoutBody; 2]);
     assert!(run.logs().contains("(403 with no body)"), "{}", run.logs());
 }
 
@@ -157,7 +157,7 @@ fn server_errors_and_an_html_bad_gateway_are_retried() {
 
 #[test]
 fn a_connection_reset_after_mailchimp_applied_the_batch_is_retried_safely() {
-    let run = assert_same_as_fault_free(Target::Batches, &[Fault::ResetMidResponse; 2]);
+    let run = assert_same_as_fault_free(Target::Batches, &vec![Fault::ResetMidResponse; 2]);
     assert!(run.logs().contains("the connection failed"), "{}", run.logs());
 }
 
@@ -264,7 +264,7 @@ fn a_permanent_failure_after_some_batches_keeps_exactly_their_states() {
 #[test]
 fn retries_stop_at_the_retry_budget_with_a_transient_error() {
     let fake = fake();
-    fake.inject(Target::Batches, &[Fault::InternalServerError; 50]);
+    fake.inject(Target::Batches, &vec![Fault::InternalServerError; 50]);
     let files = Files::new(
         &config(json!({"max_retry_seconds": 2})),
         &catalog(vec![stream("users", None, "append_dedup")]),

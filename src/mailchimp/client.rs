@@ -6,8 +6,8 @@ use super::model::{
 };
 use super::outcome::{classify, Backoff, Call, Outcome};
 use crate::error::{ConnectorError, FailureType};
-use crate::redact::excerpt;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use crate::redact::{excerpt, Secrets};
+use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -15,6 +15,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::OwnedSemaphorePermit;
+
+/// The user name of HTTP Basic authentication (Mailchimp accepts any; the key is the password).
+const BASIC_USER: &str = "destination-mailchimp";
+
+/// One request: which call, and what is sent.
+struct Request {
+    call: Call,
+    method: Method,
+    path: String,
+    body: Option<bytes::Bytes>,
+}
 
 /// Mailchimp cancels calls after 120 s; waiting longer is pointless.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -165,7 +176,7 @@ impl Client {
 
     /// `GET /ping`: the key is accepted and the API is reachable.
     pub async fn ping(&self) -> Result<(), ConnectorError> {
-        self.call::<serde_json::Value>(Call::Ping, Method::GET, "/ping".into(), None).await.map(|_| ())
+        self.call::<serde::de::IgnoredAny>(Call::Ping, Method::GET, "/ping".into(), None).await.map(|_| ())
     }
 
     /// `GET /lists/{id}`: the audience exists and the key may read it.
@@ -200,9 +211,12 @@ impl Client {
     /// `None` when the client was closed before the batch could be sent.
     /// `first`, when given, is the connection the first attempt uses (reserved in input order).
     /// `with_tags`: the answer lists each member's address and tags (owned-tag mode needs them).
+    /// The answer must account for all `members` sent (created, updated or refused); one that does
+    /// not is retried like a failure, never taken as success.
     pub async fn batch_subscribe(
         &self,
         body: bytes::Bytes,
+        members: usize,
         first: Option<OwnedSemaphorePermit>,
         with_tags: bool,
     ) -> Result<Option<BatchResponse>, ConnectorError> {
@@ -221,8 +235,9 @@ impl Client {
         if self.skip_merge_validation {
             path.push_str("&skip_merge_validation=true");
         }
-        let reply =
-            self.call_unless_closed(Call::BatchSubscribe, Method::POST, path, Some(body), first).await?;
+        let check = move |answer: &BatchResponse| answer.unaccounted(members);
+        let request = Request { call: Call::BatchSubscribe, method: Method::POST, path, body: Some(body) };
+        let reply = self.call_unless_closed(request, first, &check).await?;
         Ok(reply.and_then(Reply::answer))
     }
 
@@ -275,7 +290,7 @@ impl Client {
     ) -> Result<Option<Applied>, ConnectorError> {
         let path = self.member_path(&super::member::subscriber_hash(email), suffix);
         let reply: Option<Reply<serde::de::IgnoredAny>> =
-            self.call_unless_closed(call, method, path, body, None).await?;
+            self.call_unless_closed(Request { call, method, path, body }, None, &|_| None).await?;
         Ok(reply.map(|r| match r {
             Reply::Answer(_) => Applied::Done,
             Reply::NotFound => Applied::NotFound,
@@ -312,20 +327,20 @@ impl Client {
         path: String,
         body: Option<bytes::Bytes>,
     ) -> Result<Reply<T>, ConnectorError> {
-        self.call_unless_closed(call, method, path, body, None)
+        self.call_unless_closed(Request { call, method, path, body }, None, &|_| None)
             .await?
             .ok_or_else(|| ConnectorError::system(format!("{} was cancelled.", capitalized(call_name(call)))))
     }
 
     /// Like `call`, but gives `None` without sending if the client is closed before the first attempt.
+    /// `check` says what is missing from an answer that decodes but does not hold what was asked.
     async fn call_unless_closed<T: DeserializeOwned>(
         &self,
-        call: Call,
-        method: Method,
-        path: String,
-        body: Option<bytes::Bytes>,
+        request: Request,
         mut first: Option<OwnedSemaphorePermit>,
+        check: &(dyn Fn(&T) -> Option<String> + Sync),
     ) -> Result<Option<Reply<T>>, ConnectorError> {
+        let Request { call, method, path, body } = request;
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -336,7 +351,7 @@ impl Client {
             if attempt == 0 && self.closed.load(Ordering::SeqCst) {
                 return Ok(None);
             }
-            let error = match self.exchange::<T>(&method, &path, body.clone()).await {
+            let error = match self.exchange::<T>(&method, &path, body.clone(), check).await {
                 Ok(value) => {
                     drop(slot);
                     self.succeeded();
@@ -381,13 +396,18 @@ impl Client {
         method: &Method,
         path: &str,
         body: Option<bytes::Bytes>,
+        check: &(dyn Fn(&T) -> Option<String> + Sync),
     ) -> Result<T, ApiError> {
         let bytes = self.attempt(method, path, body).await?;
         // 204 No Content (archive, tags) carries no body.
         let json: &[u8] = if bytes.trim_ascii().is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(json).map_err(|e| ApiError::Decode {
+        let answer = serde_json::from_slice(json).map_err(|e| ApiError::Decode {
             detail: format!("{e} in {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
-        })
+        })?;
+        match check(&answer) {
+            Some(detail) => Err(ApiError::Unaccounted { detail }),
+            None => Ok(answer),
+        }
     }
 
     /// A call failed for good: its message is masked, and a failed write closes the client (the sync
@@ -396,7 +416,12 @@ impl Client {
         if call.writes() {
             self.close();
         }
-        failure.masked()
+        failure.masked().scrubbed(&self.secrets())
+    }
+
+    /// The forms in which a server's text could quote this client's key.
+    fn secrets(&self) -> Secrets {
+        Secrets::of_key(self.api_key.expose(), BASIC_USER)
     }
 
     /// A request succeeded: the budget may rise again.
@@ -424,7 +449,7 @@ impl Client {
     }
 
     fn notify(&self, level: Level, text: String) {
-        let text = crate::redact::mask_emails_in(&text);
+        let text = self.secrets().scrub(&crate::redact::mask_emails_in(&text));
         tracing::warn!("{text}");
         if let Some(notices) = &self.notices {
             let _ = notices.send(Notice { level, text });
@@ -441,12 +466,18 @@ impl Client {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base_url))
-            .basic_auth("destination-mailchimp", Some(self.api_key.expose()));
+            .basic_auth(BASIC_USER, Some(self.api_key.expose()));
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
         }
         let response = request.send().await.map_err(network_error)?;
         let status = response.status();
+        if status.is_redirection() {
+            // Never followed: contacts' data and the key go only to the configured API address.
+            let location =
+                response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("nowhere");
+            return Err(ApiError::Redirect { status: status.as_u16(), location: excerpt(location, 200) });
+        }
         let retry_after =
             response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let is_json = response
@@ -476,8 +507,8 @@ impl Client {
                 let message = format!("Could not reach Mailchimp at {}: {detail}.", self.base_url);
                 return ConnectorError::transient(message).with_internal(internal);
             }
-            ApiError::Decode { .. } => {
-                let message = format!("Mailchimp sent an unexpected answer to {}.", call_name(call));
+            ApiError::Decode { .. } | ApiError::Unaccounted { .. } | ApiError::Redirect { .. } => {
+                let message = format!("Mailchimp sent an unexpected answer to {}: {error}.", call_name(call));
                 return ConnectorError { failure_type, message, internal: Some(internal) };
             }
         };
@@ -565,6 +596,7 @@ fn http_client(
         .timeout(request)
         .connect_timeout(connect)
         .pool_max_idle_per_host(connections)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ConnectorError::system(format!("Could not set up the HTTP client: {e}")))
 }

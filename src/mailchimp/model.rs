@@ -41,22 +41,21 @@ pub struct MergeField {
     pub options: Value,
 }
 
+/// A page of merge fields. Both fields are required: an answer without them is not a page (an
+/// empty page would silently map nothing).
 #[derive(Debug, Clone, Deserialize)]
 pub struct MergeFieldsPage {
-    #[serde(default)]
     pub merge_fields: Vec<MergeField>,
-    #[serde(default)]
     pub total_items: u64,
 }
 
-/// The answer to `POST /lists/{id}` (batch subscribe). A 200 may still reject some members.
+/// The answer to `POST /lists/{id}` (batch subscribe). A 200 may still reject some members. The
+/// totals and `errors` are required: an answer without them (`{}`, or another resource's object
+/// after a redirect) says nothing about the contacts sent.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BatchResponse {
-    #[serde(default)]
     pub total_created: u64,
-    #[serde(default)]
     pub total_updated: u64,
-    #[serde(default)]
     pub errors: Vec<MemberError>,
     /// The members created and updated; asked for only when their tags matter (owned tags).
     #[serde(default)]
@@ -65,12 +64,27 @@ pub struct BatchResponse {
     pub updated_members: Vec<MemberSummary>,
 }
 
+impl BatchResponse {
+    /// What is missing when the answer does not account for every one of the `sent` members:
+    /// Mailchimp reports each as created, updated or refused in `errors` (API reference, "Batch
+    /// subscribe or unsubscribe"). More is tolerated; fewer means contacts may not have arrived.
+    pub fn unaccounted(&self, sent: usize) -> Option<String> {
+        let accounted = self.total_created + self.total_updated + self.errors.len() as u64;
+        (accounted < sent as u64).then(|| {
+            format!(
+                "it accounts for {accounted} of the {sent} contacts sent ({} created, {} updated, {} refused)",
+                self.total_created,
+                self.total_updated,
+                self.errors.len()
+            )
+        })
+    }
+}
+
 /// A member, reduced to what the connector reads: its address, status and tags.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct MemberSummary {
-    #[serde(default)]
     pub email_address: String,
-    #[serde(default)]
     pub status: MemberStatus,
     #[serde(default)]
     pub tags: Vec<TagRef>,
@@ -85,9 +99,7 @@ pub struct TagRef {
 /// A page of `GET /lists/{id}/members`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MembersPage {
-    #[serde(default)]
     pub members: Vec<MemberSummary>,
-    #[serde(default)]
     pub total_items: u64,
 }
 
@@ -134,6 +146,10 @@ pub enum ApiError {
     Network { detail: String },
     /// A 2xx answer whose body is not what the API documents.
     Decode { detail: String },
+    /// A 2xx answer that does not hold what was asked (a batch answer missing contacts).
+    Unaccounted { detail: String },
+    /// A redirect (3xx), which is never followed.
+    Redirect { status: u16, location: String },
 }
 
 impl ApiError {
@@ -154,7 +170,9 @@ impl ApiError {
                 format!("{status} {reason}")
             }
             ApiError::Network { detail } => detail.clone(),
-            ApiError::Decode { .. } => "an unexpected response".into(),
+            ApiError::Decode { .. } => "an unexpected answer".into(),
+            ApiError::Unaccounted { .. } => "an answer that does not account for every contact sent".into(),
+            ApiError::Redirect { status, location } => format!("a redirect ({status}) to {location}"),
         }
     }
 }
@@ -177,7 +195,13 @@ impl std::fmt::Display for ApiError {
             }
             ApiError::Status { status, body_excerpt, .. } => write!(f, "{status}: {body_excerpt}"),
             ApiError::Network { detail } => write!(f, "network error: {detail}"),
-            ApiError::Decode { detail } => write!(f, "unexpected response: {detail}"),
+            ApiError::Decode { detail } => write!(f, "unexpected answer: {detail}"),
+            ApiError::Unaccounted { detail } => write!(f, "an incomplete answer: {detail}"),
+            ApiError::Redirect { status, location } => write!(
+                f,
+                "a redirect ({status}) to {location}, not followed: contacts' data goes only to the configured \
+                 API address"
+            ),
         }
     }
 }

@@ -50,8 +50,12 @@ pub enum Outcome {
 pub fn classify(call: Call, error: &ApiError) -> Outcome {
     let retry = |after: &Option<Duration>, overload| Outcome::Retry { after: *after, overload };
     match error {
-        ApiError::Network { .. } => Outcome::Retry { after: None, overload: false },
-        ApiError::Decode { .. } => Outcome::Fail(FailureType::SystemError),
+        // No answer, or one that is not what the API documents (an HTML page or `{}` with a 200, a
+        // batch answer that leaves contacts out, a redirect from a proxy): passing, until it is not.
+        ApiError::Network { .. }
+        | ApiError::Decode { .. }
+        | ApiError::Unaccounted { .. }
+        | ApiError::Redirect { .. } => Outcome::Retry { after: None, overload: false },
         ApiError::Status { status, problem, retry_after, .. } => match status {
             429 => retry(retry_after, true),
             // At very high volume Mailchimp answers 403 with no JSON body: a rate limit, not a permission.
@@ -140,7 +144,9 @@ mod tests {
                 (status(400, true), system),
                 (status(405, false), system),
                 (status(422, true), system),
-                (ApiError::Decode { detail: "x".into() }, system),
+                (ApiError::Decode { detail: "x".into() }, retry),
+                (ApiError::Unaccounted { detail: "x".into() }, retry),
+                (ApiError::Redirect { status: 302, location: "http://elsewhere/".into() }, retry),
             ];
             for (error, expected) in table {
                 assert_eq!(classify(call, &error), expected, "{call:?}: {error}");

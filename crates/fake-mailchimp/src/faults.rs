@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// One way a request can go wrong, as documented for Mailchimp and the CDN in front of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
     /// 429; with `body` a problem+json "Too Many Requests", without it an empty body (high volume).
@@ -28,6 +28,18 @@ pub enum Fault {
     ResetMidResponse,
     /// The request is carried out, but only answered after this many extra milliseconds.
     Delay { ms: u64 },
+    /// A redirect (302 unless `status` says otherwise) to `location`, as a misconfigured proxy or a
+    /// moved host answers; nothing is carried out.
+    Redirect {
+        location: String,
+        #[serde(default)]
+        status: Option<u16>,
+    },
+    /// 200 with the body `{}`: an answer that is not the one the API documents; nothing is carried out.
+    EmptyObject,
+    /// 500 problem+json whose detail quotes the request's API key and its Basic token, as a
+    /// careless server's error text can.
+    EchoKey,
 }
 
 impl Fault {
@@ -46,6 +58,9 @@ impl Fault {
             Fault::InvalidResource => "400 Invalid Resource".into(),
             Fault::ResetMidResponse => "reset mid-response".into(),
             Fault::Delay { ms } => format!("delay {ms} ms"),
+            Fault::Redirect { location, status } => format!("{} to {location}", status.unwrap_or(302)),
+            Fault::EmptyObject => "200 {}".into(),
+            Fault::EchoKey => "500 quoting the key".into(),
         }
     }
 

@@ -113,7 +113,7 @@ impl FakeMailchimp {
     pub fn inject(&self, target: Target, faults: &[Fault]) {
         let mut program = self.shared.faults.lock().expect("fault lock");
         for fault in faults {
-            program.push(target, *fault);
+            program.push(target, fault.clone());
         }
     }
 

@@ -90,7 +90,7 @@ async fn handle(
             tokio::time::sleep(delay).await;
         }
         let response = match &fault {
-            Some(f) if !f.applies_request() => fault_response(f),
+            Some(f) if !f.applies_request() => fault_response(f, &headers),
             Some(Fault::ResetMidResponse) => {
                 let _applied = api(&shared, &method, &path, &query, &headers, &body);
                 reset_mid_response()
@@ -298,16 +298,7 @@ fn drop_path(value: &mut Value, path: &[String]) {
 /// Basic auth (any user name, the key as password) or a Bearer token, as Mailchimp accepts.
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let presented = if let Some(encoded) = header.strip_prefix("Basic ") {
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|pair| pair.split_once(':').map(|(_, key)| key.to_string()))
-    } else {
-        header.strip_prefix("Bearer ").map(|t| t.trim().to_string())
-    };
-    match presented {
+    match basic_password(header) {
         None => Err(Box::new(problem(
             StatusCode::UNAUTHORIZED,
             "API Key Missing",
@@ -319,6 +310,19 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> 
             "API Key Invalid",
             "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
         ))),
+    }
+}
+
+/// The key an Authorization header presents: Basic's password, or a Bearer token.
+fn basic_password(header: &str) -> Option<String> {
+    if let Some(encoded) = header.strip_prefix("Basic ") {
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|pair| pair.split_once(':').map(|(_, key)| key.to_string()))
+    } else {
+        header.strip_prefix("Bearer ").map(|t| t.trim().to_string())
     }
 }
 
@@ -334,8 +338,23 @@ fn merge_fields_page(list: &FakeList, query: &str) -> Response {
 }
 
 /// The answer a fault gives instead of doing the request.
-fn fault_response(fault: &Fault) -> Response {
+fn fault_response(fault: &Fault, headers: &HeaderMap) -> Response {
     match fault {
+        Fault::Redirect { location, status } => Response::builder()
+            .status(status.unwrap_or(302))
+            .header("location", location.as_str())
+            .body(Body::empty())
+            .expect("a redirect response"),
+        Fault::EmptyObject => (StatusCode::OK, [("content-type", "application/json; charset=utf-8")], "{}").into_response(),
+        Fault::EchoKey => {
+            let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let key = basic_password(token).unwrap_or_default();
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                &format!("Request with key {key} (header: {token}) could not be completed."),
+            )
+        }
         Fault::TooManyRequests { body, retry_after_seconds } => {
             let mut response = if *body {
                 problem(
