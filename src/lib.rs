@@ -13,7 +13,8 @@
 //! - [`rules`]: what Mailchimp does to a contact, shared by apply and preview.
 //! - [`mailchimp`]: a leaf owning Mailchimp's vocabulary, the client, the outcome table and the
 //!   connection budget.
-//! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails in logs;
+//! - [`signals`]: SIGTERM and SIGINT from the first moment.
+//! - [`error`]: failures with their Airbyte failure type; [`redact`]: no emails or keys in logs;
 //!   [`usage`]: peak memory for the summary.
 
 pub mod ack;
@@ -40,6 +41,7 @@ pub mod protocol;
 pub mod redact;
 pub mod report;
 pub mod rules;
+pub mod signals;
 pub mod spec;
 pub mod usage;
 pub mod write;
@@ -59,8 +61,14 @@ where
     R: Read + Send + 'static,
     W: Write,
 {
-    if let Command::Preview { config, catalog, json } = &command {
-        return match preview(config, catalog, *json, stdin, stdout).await {
+    // Listening from the start: a signal that comes while the audience is read still ends the run
+    // with a message instead of killing the process.
+    let mut stop = match command {
+        Command::Spec => None,
+        _ => Some(signals::stop_signals()),
+    };
+    if let (Command::Preview { config, catalog, json }, Some(stop)) = (&command, stop.as_mut()) {
+        return match preview(config, catalog, *json, stdin, stdout, stop).await {
             Ok(()) => 0,
             Err(error) => {
                 tracing::debug!("{}", error.internal.as_deref().unwrap_or(&error.message));
@@ -70,10 +78,11 @@ where
         };
     }
     let mut out = Output::new(stdout);
-    let result = match command {
-        Command::Spec => out.send(&spec_message(spec::specification())),
-        Command::Check { config } => {
-            let status = match check::check(&config).await {
+    let result = match (command, stop) {
+        (Command::Spec, _) => out.send(&spec_message(spec::specification())),
+        (Command::Check { config }, Some(mut stop)) => {
+            let checked = signals::unless_stopped(&mut stop, "The check", "", check::check(&config)).await;
+            let status = match checked {
                 Ok(message) => connection_status(true, &message),
                 Err(error) => {
                     tracing::warn!("check failed: {}", error.internal.as_deref().unwrap_or(&error.message));
@@ -82,11 +91,15 @@ where
             };
             out.send(&status)
         }
-        Command::Discover { config } => {
-            discover::discover(&config).await.and_then(|message| out.send(&message))
+        (Command::Discover { config }, Some(mut stop)) => {
+            signals::unless_stopped(&mut stop, "Discover", "", discover::discover(&config))
+                .await
+                .and_then(|message| out.send(&message))
         }
-        Command::Write { config, catalog } => write(&config, &catalog, stdin, &mut out).await,
-        Command::Preview { .. } => unreachable!("preview is handled above"),
+        (Command::Write { config, catalog }, Some(stop)) => {
+            write(&config, &catalog, stdin, &mut out, stop).await
+        }
+        (_, _) => unreachable!("every command that talks to Mailchimp listens for stop signals"),
     };
     match result {
         Ok(()) => 0,
@@ -103,17 +116,18 @@ async fn write<R, W>(
     catalog: &std::path::Path,
     stdin: BufReader<R>,
     out: &mut Output<W>,
+    mut stop: tokio::sync::mpsc::Receiver<&'static str>,
 ) -> Result<(), ConnectorError>
 where
     R: Read + Send + 'static,
     W: Write,
 {
-    // Listening from the start: a signal that comes while the audience is read still ends the
-    // sync with a TRACE instead of killing the process.
-    let stop = stop_signals();
     let config = config::load(config)?;
     let catalog = catalog::load(catalog)?;
-    let writer = write::Writer::connect(&config, &catalog, out).await?;
+    let after =
+        "No record was written and no state was saved; the next sync starts from the last saved state.";
+    let connect = write::Writer::connect(&config, &catalog, out);
+    let writer = signals::unless_stopped(&mut stop, "The sync", after, connect).await?;
     writer.run(input::spawn_reader(stdin, INPUT_QUEUE), stop).await
 }
 
@@ -123,6 +137,7 @@ async fn preview<R, W>(
     json: bool,
     stdin: BufReader<R>,
     mut stdout: W,
+    stop: &mut tokio::sync::mpsc::Receiver<&'static str>,
 ) -> Result<(), ConnectorError>
 where
     R: Read + Send + 'static,
@@ -130,36 +145,7 @@ where
 {
     let config = config::load(config)?;
     let catalog = catalog::load(catalog)?;
-    preview::preview(&config, &catalog, input::spawn_reader(stdin, INPUT_QUEUE), json, &mut stdout).await
-}
-
-/// Delivers the name of each SIGTERM or SIGINT the process receives.
-fn stop_signals() -> tokio::sync::mpsc::Receiver<&'static str> {
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                return;
-            }
-        };
-        loop {
-            #[cfg(unix)]
-            let name = tokio::select! {
-                _ = terminate.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            };
-            #[cfg(not(unix))]
-            let name = {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            };
-            if tx.send(name).await.is_err() {
-                return;
-            }
-        }
-    });
-    rx
+    let input = input::spawn_reader(stdin, INPUT_QUEUE);
+    let work = preview::preview(&config, &catalog, input, json, &mut stdout);
+    signals::unless_stopped(stop, "The preview", "Nothing was written.", work).await
 }
