@@ -32,7 +32,9 @@ pub fn merge_value(kind: &str, options: &Value, value: &Value) -> Converted {
         }
         "address" => address(value)?,
         "radio" | "dropdown" => choice(options, value)?,
-        "phone" | "zip" | "url" | "imageurl" => Value::String(scalar_text(value)?),
+        "zip" => Value::String(zip(value)?),
+        "phone" => Value::String(phone(options, value)?),
+        "url" | "imageurl" => Value::String(url(value)?),
         _ => Value::String(truncate(scalar_text(value)?, TEXT_LIMIT)),
     };
     Ok(Some(converted))
@@ -71,7 +73,19 @@ pub fn attribute_value(name: &str, value: &Value) -> Converted {
 
 /// Merge-field types whose value is plain text (sent as the record's string, possibly cut).
 pub fn is_text_kind(kind: &str) -> bool {
-    !matches!(kind, "number" | "date" | "birthday" | "address" | "radio" | "dropdown")
+    !matches!(
+        kind,
+        "number"
+            | "date"
+            | "birthday"
+            | "address"
+            | "radio"
+            | "dropdown"
+            | "zip"
+            | "phone"
+            | "url"
+            | "imageurl"
+    )
 }
 
 /// A string for a text-kind merge field, moved rather than copied: the same result as
@@ -80,10 +94,8 @@ pub fn text_value(kind: &str, text: String) -> Option<Value> {
     if text.trim().is_empty() {
         return None;
     }
-    Some(Value::String(match kind {
-        "phone" | "zip" | "url" | "imageurl" => text,
-        _ => truncate(text, TEXT_LIMIT),
-    }))
+    debug_assert!(is_text_kind(kind), "{kind} is validated by merge_value");
+    Some(Value::String(truncate(text, TEXT_LIMIT)))
 }
 
 fn is_blank(value: &Value) -> bool {
@@ -198,15 +210,151 @@ fn render_date(format: &str, year: u32, month: u32, day: u32) -> String {
         .replace("DD", &format!("{day:02}"))
 }
 
-/// `YYYY-MM-DD HH:MM:SS`, the form Mailchimp takes for signup and opt-in times.
+/// `YYYY-MM-DD HH:MM:SS` in UTC, the form Mailchimp takes for signup and opt-in times (API
+/// reference, list members: `timestamp_signup`, `timestamp_opt`). A time with an offset
+/// (`+02:00`, `-0500`, `Z`) is converted to UTC, so that the instant is kept; a time without one is
+/// taken as UTC, and a date alone as midnight UTC. Fractions of a second are dropped.
 fn timestamp(value: &Value) -> Result<String, String> {
-    let (y, m, d) = date_parts(value).map_err(|_| "not a date-time")?;
+    const NOT: &str = "not a date-time (expected an ISO 8601 date-time such as 2024-05-06T07:08:09+02:00)";
+    let (y, m, d) = date_parts(value).map_err(|_| NOT)?;
     let text = value.as_str().unwrap_or("").trim();
-    let time = text.get(11..19).filter(|t| {
-        let b = t.as_bytes();
-        b[2] == b':' && b[5] == b':' && t.chars().filter(char::is_ascii_digit).count() == 6
+    if text.len() == 10 {
+        return Ok(format!("{y:04}-{m:02}-{d:02} 00:00:00"));
+    }
+    let field = |range: std::ops::Range<usize>, max: u32| {
+        text.get(range)
+            .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<u32>().ok())
+            .filter(|v| *v <= max)
+    };
+    let colons = text.as_bytes().get(13) == Some(&b':') && text.as_bytes().get(16) == Some(&b':');
+    let (Some(hour), Some(minute), Some(second), true) =
+        (field(11..13, 23), field(14..16, 59), field(17..19, 60), colons)
+    else {
+        return Err(NOT.into());
+    };
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &fraction[digits..];
+    }
+    let offset_minutes = utc_offset_minutes(rest).ok_or(NOT)?;
+    let seconds = (days_from_civil(y, m, d) * 86_400 + i64::from(hour * 3600 + minute * 60 + second.min(59)))
+        - offset_minutes * 60;
+    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    Ok(format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", of_day / 3600, of_day % 3600 / 60, of_day % 60))
+}
+
+/// Minutes east of UTC of an ISO 8601 offset: empty or `Z` is 0; `+02:00`, `+0200`, `+02`.
+fn utc_offset_minutes(text: &str) -> Option<i64> {
+    if text.is_empty() || text.eq_ignore_ascii_case("z") {
+        return Some(0);
+    }
+    let sign = match text.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = text[1..].chars().filter(|c| *c != ':').collect();
+    let well_formed = digits.bytes().all(|b| b.is_ascii_digit()) && matches!(digits.len(), 2 | 4);
+    if !well_formed || (text.len() == 6 && text.as_bytes()[3] != b':') {
+        return None;
+    }
+    let hours: i64 = digits[..2].parse().ok()?;
+    let minutes: i64 = if digits.len() == 4 { digits[2..].parse().ok()? } else { 0 };
+    (hours <= 23 && minutes <= 59).then_some(sign * (hours * 60 + minutes))
+}
+
+/// Days since 1970-01-01 of a date in the proleptic Gregorian calendar (H. Hinnant's algorithm).
+fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month = i64::from(month);
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The date of a day count since 1970-01-01 (the inverse of `days_from_civil`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// A US ZIP code: Mailchimp's `zip` merge field takes "a string representing a 5-digit ZIP code"
+/// (Marketing API docs, Merge fields → Add merge data to contacts). A ZIP+4 (`12345-6789`) keeps
+/// its 5-digit ZIP; a number of up to 5 digits is a ZIP whose leading zeros a spreadsheet or a
+/// numeric column dropped (2134 → `02134`).
+fn zip(value: &Value) -> Result<String, String> {
+    const NOT: &str = "not a 5-digit US ZIP code";
+    match value {
+        Value::Number(n) => {
+            n.as_u64().filter(|z| *z <= 99_999).map(|z| format!("{z:05}")).ok_or_else(|| NOT.into())
+        }
+        Value::String(s) => {
+            let s = s.trim();
+            let five = s.get(..5).filter(|z| z.bytes().all(|b| b.is_ascii_digit()));
+            let plus_four = |rest: &str| {
+                rest.is_empty()
+                    || rest
+                        .strip_prefix('-')
+                        .is_some_and(|r| r.len() == 4 && r.bytes().all(|b| b.is_ascii_digit()))
+            };
+            match five {
+                Some(z) if plus_four(&s[5..]) => Ok(z.to_string()),
+                _ => Err(NOT.into()),
+            }
+        }
+        _ => Err(NOT.into()),
+    }
+}
+
+/// A phone number. With the field's US format (`options.phone_format` "US"), Mailchimp takes only
+/// "the form of NPA-NXX-LINE (404-555-1212)" (Mailchimp API docs on phone merge fields, quoted in
+/// its plugin authors' notes); 10 digits, or 11 starting with the country code 1, written with any
+/// spaces, dots, dashes or parentheses, are put in that form. Otherwise any text is taken, as an
+/// international number.
+fn phone(options: &Value, value: &Value) -> Result<String, String> {
+    let text = scalar_text(value)?;
+    let us =
+        options.get("phone_format").and_then(Value::as_str).is_some_and(|f| f.eq_ignore_ascii_case("US"));
+    if !us {
+        return Ok(truncate(text, TEXT_LIMIT));
+    }
+    let allowed = |c: char| c.is_ascii_digit() || " .-()+".contains(c);
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let digits = match digits.len() {
+        11 if digits.starts_with('1') => &digits[1..],
+        _ => digits.as_str(),
+    };
+    if digits.len() != 10 || !text.trim().chars().all(allowed) {
+        return Err("not a US phone number (the field's format is US: 10 digits, as 404-555-1212)".into());
+    }
+    Ok(format!("{}-{}-{}", &digits[..3], &digits[3..6], &digits[6..]))
+}
+
+/// A web address for `url` and `imageurl` fields, which Mailchimp validates as URLs (and an image
+/// URL must also be reachable, which cannot be checked from here): http or https, with a host.
+fn url(value: &Value) -> Result<String, String> {
+    let text = scalar_text(value)?;
+    let text = text.trim();
+    let parsed = reqwest::Url::parse(text).ok().filter(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some_and(|h| h.contains('.') || h == "localhost")
     });
-    Ok(format!("{y:04}-{m:02}-{d:02} {}", time.unwrap_or("00:00:00")))
+    match parsed {
+        Some(_) if !text.contains(char::is_whitespace) => Ok(text.to_string()),
+        _ => Err("not a web address (expected http:// or https:// and a host)".into()),
+    }
 }
 
 fn address(value: &Value) -> Result<Value, String> {
@@ -263,14 +411,16 @@ mod tests {
     #[test]
     fn moving_text_gives_what_converting_it_gives() {
         let long = "é".repeat(300);
-        for kind in ["text", "phone", "zip", "url", "imageurl", "some_new_kind"] {
+        for kind in ["text", "some_new_kind"] {
             assert!(is_text_kind(kind));
             for text in ["Ada", "  ", "", " padded ", long.as_str()] {
                 let expected = merge_value(kind, &json!({}), &json!(text)).unwrap();
                 assert_eq!(text_value(kind, text.to_string()), expected, "{kind}: {text:?}");
             }
         }
-        for kind in ["number", "date", "birthday", "address", "radio", "dropdown"] {
+        for kind in
+            ["number", "date", "birthday", "address", "radio", "dropdown", "zip", "phone", "url", "imageurl"]
+        {
             assert!(!is_text_kind(kind));
         }
     }
@@ -343,6 +493,35 @@ mod tests {
     }
 
     #[test]
+    fn zip_phone_and_urls_are_checked_as_mailchimp_checks_them() {
+        assert_eq!(merge("zip", json!({}), json!(" 30301 ")), Ok(Some(json!("30301"))));
+        assert_eq!(merge("zip", json!({}), json!("30301-1234")), Ok(Some(json!("30301"))));
+        assert_eq!(merge("zip", json!({}), json!(2134)), Ok(Some(json!("02134"))));
+        for bad in
+            [json!("ABCDE"), json!("1234"), json!("123456"), json!("SW1A 1AA"), json!(123456), json!(-1)]
+        {
+            assert!(merge("zip", json!({}), bad.clone()).is_err(), "{bad}");
+        }
+        let us = json!({"phone_format": "US"});
+        assert_eq!(merge("phone", us.clone(), json!("(404) 555-1212")), Ok(Some(json!("404-555-1212"))));
+        assert_eq!(merge("phone", us.clone(), json!("+1 404.555.1212")), Ok(Some(json!("404-555-1212"))));
+        assert!(merge("phone", us.clone(), json!("+44 20 7946 0018")).is_err());
+        assert!(merge("phone", us, json!("call 404 555 1212")).is_err());
+        let international = json!({"phone_format": "none"});
+        assert_eq!(
+            merge("phone", international, json!("+44 20 7946 0018")),
+            Ok(Some(json!("+44 20 7946 0018")))
+        );
+        assert_eq!(
+            merge("url", json!({}), json!("https://ada.dev/x?y=1")),
+            Ok(Some(json!("https://ada.dev/x?y=1")))
+        );
+        for bad in ["ada.dev", "ftp://ada.dev", "https://", "http://ada dev.com", "javascript:alert(1)"] {
+            assert!(merge("imageurl", json!({}), json!(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn member_attributes() {
         assert_eq!(attribute_value("vip", &json!("yes")), Ok(Some(json!(true))));
         assert!(attribute_value("vip", &json!("maybe")).is_err());
@@ -357,6 +536,20 @@ mod tests {
             attribute_value("timestamp_opt", &json!("2026-09-13")),
             Ok(Some(json!("2026-09-13 00:00:00")))
         );
+        for (given, utc) in [
+            ("2024-05-06T07:08:09+02:00", "2024-05-06 05:08:09"),
+            ("2024-05-06T07:08:09.123456-0500", "2024-05-06 12:08:09"),
+            ("2024-01-01T01:30:00+03", "2023-12-31 22:30:00"),
+            ("2024-02-28 23:00:00-02:00", "2024-02-29 01:00:00"),
+            ("2024-05-06T07:08:09", "2024-05-06 07:08:09"),
+        ] {
+            assert_eq!(attribute_value("timestamp_signup", &json!(given)), Ok(Some(json!(utc))), "{given}");
+        }
+        for bad in
+            ["2024-05-06T7:08:09", "2024-05-06T07:08:09+2", "2024-05-06T25:00:00Z", "2024-05-06T07:08:09 CET"]
+        {
+            assert!(attribute_value("timestamp_signup", &json!(bad)).is_err(), "{bad}");
+        }
         assert_eq!(
             attribute_value("location", &json!({"latitude": "33.7", "longitude": -84.4})),
             Ok(Some(json!({"latitude": 33.7, "longitude": -84.4})))

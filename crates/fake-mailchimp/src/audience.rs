@@ -435,10 +435,36 @@ fn check_value(field: &FakeMergeField, value: &Value) -> Option<String> {
             (!s.is_empty() && !choices.iter().any(|c| c.as_str() == Some(s)))
                 .then(|| format!("'{s}' is not one of the choices of this field."))
         }
+        // "a string representing a 5-digit ZIP code" (Mailchimp's merge-field table).
+        ("zip", Value::String(s)) => {
+            let five_digits = s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+            (!s.is_empty() && !five_digits).then(|| "Please enter a valid 5-digit ZIP code.".to_string())
+        }
+        // US format: "the form of NPA-NXX-LINE (404-555-1212)"; otherwise any text.
+        ("phone", Value::String(s)) if us_phone_format(field) => {
+            let digits = |part: &str, n: usize| part.len() == n && part.bytes().all(|b| b.is_ascii_digit());
+            let parts: Vec<&str> = s.split('-').collect();
+            let ok = s.is_empty()
+                || (parts.len() == 3 && digits(parts[0], 3) && digits(parts[1], 3) && digits(parts[2], 4));
+            (!ok).then(|| "Please enter a valid US phone number, such as 404-555-1212.".to_string())
+        }
+        ("url" | "imageurl", Value::String(s)) => {
+            let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+            let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+            let ok = s.is_empty()
+                || (host.is_some_and(|h| h.contains('.') || h.starts_with("localhost"))
+                    && !s.contains(char::is_whitespace));
+            (!ok).then(|| "Please enter a valid URL.".to_string())
+        }
         (_, Value::String(_)) => None,
-        ("text" | "phone" | "zip", Value::Number(_)) => None,
+        ("text" | "phone", Value::Number(_)) => None,
         _ => schema_mismatch(),
     }
+}
+
+/// Whether a phone field has Mailchimp's US format option.
+fn us_phone_format(field: &FakeMergeField) -> bool {
+    field.options.get("phone_format").and_then(Value::as_str).is_some_and(|f| f.eq_ignore_ascii_case("US"))
 }
 
 fn add_tags(tags: &mut Vec<String>, new: Vec<String>) {
@@ -582,5 +608,26 @@ mod tests {
         assert!(check_value(birthday, &json!("07/04")).is_none());
         assert!(check_value(birthday, &json!("1990-07-04")).is_some());
         assert!(check_value(&list.merge_fields[0], &json!({"a": 1})).is_some());
+        let field = |kind: &str, options: Value| FakeMergeField {
+            merge_id: 9,
+            tag: "X".into(),
+            name: "X".into(),
+            kind: kind.into(),
+            required: false,
+            options,
+        };
+        let zip = field("zip", json!({}));
+        assert!(check_value(&zip, &json!("30301")).is_none());
+        for bad in [json!("ABCDE"), json!("3030"), json!(30301), json!("30301-1234")] {
+            assert!(check_value(&zip, &bad).is_some(), "{bad}");
+        }
+        let us = field("phone", json!({"phone_format": "US"}));
+        assert!(check_value(&us, &json!("404-555-1212")).is_none());
+        assert!(check_value(&us, &json!("(404) 555-1212")).is_some());
+        assert!(check_value(&field("phone", json!({})), &json!("+44 20 7946 0018")).is_none());
+        let url = field("imageurl", json!({}));
+        assert!(check_value(&url, &json!("https://cdn.shop.io/a.png")).is_none());
+        assert!(check_value(&url, &json!("cdn.shop.io/a.png")).is_some());
+        assert!(check_value(&field("number", json!({})), &json!("12a")).is_some());
     }
 }
