@@ -84,6 +84,8 @@ impl Files {
 pub struct Run {
     pub code: i32,
     pub lines: Vec<Value>,
+    /// The stdout lines as printed (for byte-for-byte checks).
+    pub raw: Vec<String>,
     pub stderr: String,
 }
 
@@ -168,6 +170,7 @@ pub fn run_bytes(args: &[&str], input: Vec<u8>, base_url: Option<&str>) -> Run {
     let status = child.wait().unwrap();
     feeder.join().unwrap();
     let stderr = stderr_reader.join().unwrap();
+    let raw: Vec<String> = stdout.lines().map(str::to_string).collect();
     let lines = stdout.lines().map(parse_protocol_line).collect();
     assert_no_secret(&stdout, &stderr);
     assert!(!stderr.contains("panicked"), "the connector panicked:\n{stderr}");
@@ -178,7 +181,7 @@ pub fn run_bytes(args: &[&str], input: Vec<u8>, base_url: Option<&str>) -> Run {
             "check prints exactly one CONNECTION_STATUS: {lines:?}"
         );
     }
-    Run { code: status.code().unwrap_or(-1), lines, stderr }
+    Run { code: status.code().unwrap_or(-1), lines, raw, stderr }
 }
 
 /// The protocol's own JSON schema for one AirbyteMessage (airbyte_protocol.yaml rendered as JSON,
@@ -247,10 +250,15 @@ fn keep_line(dir: &str, line: &str) {
     file.write_all(format!("{line}\n").as_bytes()).expect("a line is kept");
 }
 
+/// Fails if the API key, its secret part or the Basic token the connector sends appears in either output.
 pub fn assert_no_secret(stdout: &str, stderr: &str) {
+    use base64::Engine;
     let secret = KEY.split('-').next().unwrap();
-    assert!(!stdout.contains(secret), "the API key appeared on stdout:\n{stdout}");
-    assert!(!stderr.contains(secret), "the API key appeared on stderr:\n{stderr}");
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("destination-mailchimp:{KEY}"));
+    for (name, form) in [("API key", secret), ("Basic token", token.as_str())] {
+        assert!(!stdout.contains(form), "the {name} appeared on stdout:\n{stdout}");
+        assert!(!stderr.contains(form), "the {name} appeared on stderr:\n{stderr}");
+    }
 }
 
 /// Reads stdout lines as they come (for tests that watch a running sync).
