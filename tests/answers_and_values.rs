@@ -173,7 +173,7 @@ fn a_record_with_a_field_nested_a_thousand_levels_deep_still_syncs() {
     assert_eq!(member.merge_fields["FNAME"], "Deep");
 }
 
-fn fake_with_typed_fields() -> FakeMailchimp {
+fn fake_with_typed_fields() -> Fake {
     fake_with(|list| {
         list.add_merge_field("ZIP", "Zip code", "zip", false, json!({}));
         list.add_merge_field("MOBILE", "Mobile", "phone", false, json!({"phone_format": "US"}));

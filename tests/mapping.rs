@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn audience() -> fake_mailchimp::FakeMailchimp {
+fn audience() -> Fake {
     fake_with(|list| {
         list.add_merge_field("SIGNUP", "Signup Date", "date", false, json!({"date_format": "DD/MM/YYYY"}));
         list.add_merge_field("PLAN", "Plan", "dropdown", false, json!({"choices": ["Pro", "Free"]}));

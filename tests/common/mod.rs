@@ -2,6 +2,8 @@
 //! decode every stdout line.
 #![allow(dead_code)]
 
+pub mod conformance;
+
 use fake_mailchimp::{FakeList, FakeMailchimp};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,14 +13,40 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 pub const KEY: &str = "5e8ff3a0c1d24b7e9f60a1b2c3d4e5f6-us6";
 pub const LIST: &str = "c0ffee1234";
 
-/// A fake with one audience (default merge fields plus the given members).
-pub fn fake_with(setup: impl FnOnce(&mut FakeList)) -> FakeMailchimp {
-    let mut list = FakeList::with_default_fields(LIST, "Test Audience");
-    setup(&mut list);
-    FakeMailchimp::start(KEY, vec![list]).expect("the fake starts")
+/// The fake Mailchimp API of one test. When the test ends (and has not already failed), every
+/// request it received and every answer it gave is checked against Mailchimp's API document.
+pub struct Fake(FakeMailchimp);
+
+impl std::ops::Deref for Fake {
+    type Target = FakeMailchimp;
+
+    fn deref(&self) -> &FakeMailchimp {
+        &self.0
+    }
 }
 
-pub fn fake() -> FakeMailchimp {
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            conformance::assert_requests_conform(&self.0.requests());
+        }
+    }
+}
+
+impl Fake {
+    pub fn start(lists: Vec<FakeList>) -> Fake {
+        Fake(FakeMailchimp::start(KEY, lists).expect("the fake starts"))
+    }
+}
+
+/// A fake with one audience (default merge fields plus the given members).
+pub fn fake_with(setup: impl FnOnce(&mut FakeList)) -> Fake {
+    let mut list = FakeList::with_default_fields(LIST, "Test Audience");
+    setup(&mut list);
+    Fake::start(vec![list])
+}
+
+pub fn fake() -> Fake {
     fake_with(|_| {})
 }
 

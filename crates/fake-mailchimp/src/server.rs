@@ -24,6 +24,8 @@ pub struct RecordedRequest {
     pub query: String,
     pub body: Value,
     pub status: u16,
+    /// The JSON the fake answered with (null for no body, or when bodies are not kept).
+    pub answer: Value,
     /// The programmed fault this request met, if any.
     pub fault: Option<String>,
     /// Milliseconds since the fake started.
@@ -101,16 +103,26 @@ async fn handle(
         response
     };
     let status = response.status().as_u16();
+    let keep = shared.keep_bodies.load(Ordering::Relaxed);
+    // The answer's JSON is kept with the request (for the tests' check against Mailchimp's API
+    // document), except for a body that breaks off on purpose.
+    let (response, answer) = match &fault {
+        Some(Fault::ResetMidResponse) => (response, Value::Null),
+        _ if keep => {
+            let (parts, answer_body) = response.into_parts();
+            let bytes = axum::body::to_bytes(answer_body, usize::MAX).await.unwrap_or_default();
+            let answer = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (Response::from_parts(parts, Body::from(bytes)), answer)
+        }
+        _ => (response, Value::Null),
+    };
     shared.requests.lock().expect("request log lock").push(RecordedRequest {
         method: method.to_string(),
         path,
         query,
-        body: if shared.keep_bodies.load(Ordering::Relaxed) {
-            serde_json::from_slice(&body).unwrap_or(Value::Null)
-        } else {
-            Value::Null
-        },
+        body: if keep { serde_json::from_slice(&body).unwrap_or(Value::Null) } else { Value::Null },
         status,
+        answer,
         fault: fault.map(|f| f.label()),
         received_ms,
         answered_ms: shared.elapsed_ms(),
