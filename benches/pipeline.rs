@@ -1,6 +1,7 @@
 //! CPU benchmark of the connector's own work per record, without the network: parse the stdin
 //! line → the intake step `write` uses (map, deduplicate into batches) → serialize the request bodies. Realistic
-//! records: about 300 bytes, 8 fields, 5% repeated emails. Run with `cargo bench --bench pipeline`.
+//! records: about 300 bytes, 8 fields, 5% repeated emails, and a STATE every 1,000 records (with the
+//! state echoes built). Run with `cargo bench --bench pipeline`.
 
 use destination_mailchimp::batch::{request_body, Ready};
 use destination_mailchimp::catalog::ConfiguredCatalog;
@@ -8,7 +9,7 @@ use destination_mailchimp::config;
 use destination_mailchimp::intake::Intake;
 use destination_mailchimp::mailchimp::model::MergeField;
 use destination_mailchimp::mapping::Mapper;
-use destination_mailchimp::protocol::{parse_line, Incoming};
+use destination_mailchimp::protocol::{parse_line, state_echo, Incoming};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -18,9 +19,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const RECORDS: u64 = 200_000;
 const ROUNDS: usize = 7;
 
+/// States come every this many records, with a cursor beyond f64 precision (echoed as received).
+const STATE_EVERY: u64 = 1000;
+
 fn input() -> Vec<Vec<u8>> {
     let plans = ["free", "pro", "team", "enterprise"];
-    (0..RECORDS)
+    let mut lines: Vec<Vec<u8>> = (0..RECORDS)
         .map(|i| {
             // 5% of the records repeat an email seen shortly before (an update of the same person).
             let person = if i % 20 == 19 { i - 7 } else { i };
@@ -38,7 +42,14 @@ fn input() -> Vec<Vec<u8>> {
             .to_string()
             .into_bytes()
         })
-        .collect()
+        .collect();
+    for n in (1..=RECORDS / STATE_EVERY).rev() {
+        let state = format!(
+            r#"{{"type":"STATE","state":{{"type":"STREAM","stream":{{"stream_descriptor":{{"name":"customers","namespace":"crm"}},"stream_state":{{"cursor":1234567890123456789012345{n:05}}}}},"sourceStats":{{"recordCount":{STATE_EVERY}.0}}}}}}"#
+        );
+        lines.insert((n * STATE_EVERY) as usize, state.into_bytes());
+    }
+    lines
 }
 
 fn merge_fields() -> Vec<MergeField> {
@@ -93,13 +104,14 @@ fn pass(lines: &[Vec<u8>], mapper: &Mapper, stage: Stage) -> (usize, usize) {
             if let Ready::Batch(batch) = ready {
                 if stage == Stage::Serialize {
                     bytes += request_body(&batch.entries).map_or(0, |b| b.len());
+                    bytes += batch.states.iter().map(|s| state_echo(&s.state, 1, 0).len()).sum::<usize>();
                 }
                 batches += 1;
             }
         }
     };
     for line in lines {
-        let message = parse_line(line).expect("the input is records");
+        let message = parse_line(line).expect("the input is records and states");
         if stage == Stage::Parse {
             seen += matches!(message, Incoming::Record(_)) as usize;
             continue;
@@ -131,7 +143,7 @@ fn main() {
         "pipeline CPU benchmark: parse → intake (map, dedupe, batch) → serialize, one thread, no network"
     );
     println!(
-        "{RECORDS} records of {average:.0} bytes on average, 5% repeated emails; median of {ROUNDS} rounds per stage"
+        "{RECORDS} records (lines of {average:.0} bytes on average), 5% repeated emails, a STATE every {STATE_EVERY} records; median of {ROUNDS} rounds per stage"
     );
     println!("{:<34} {:>10} {:>14}", "stage", "µs/record", "records/s");
     for stage in Stage::ALL {
