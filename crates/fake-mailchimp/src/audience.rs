@@ -1,11 +1,12 @@
 //! The fake's data model: audiences, merge fields and members, and batch subscribe as Mailchimp
 //! documents it (per-member errors inside a 200 answer, `status` vs `status_if_new`, compliance states).
 
+use crate::groups::Groups;
 use md5::{Digest, Md5};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// Mailchimp's id of a member: "the MD5 hash of the lowercase version of the list member's email
 /// address" (API reference, Lists/Audiences → Members), in lowercase hex. Written here on its own,
@@ -36,6 +37,8 @@ pub struct FakeMember {
     pub status: String,
     pub merge_fields: Map<String, Value>,
     pub tags: Vec<String>,
+    /// Interest id → whether the member is in that group (ids never set are false).
+    pub interests: BTreeMap<String, bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,6 +51,8 @@ pub struct FakeList {
     pub members: FxHashMap<String, FakeMember>,
     /// Hashes of permanently deleted addresses: they cannot be imported again.
     pub forgotten: HashSet<String>,
+    /// Interest categories and their interests.
+    pub groups: Groups,
 }
 
 /// A 400-class answer for a whole request: title, detail and field errors.
@@ -70,6 +75,7 @@ impl FakeList {
             merge_fields: Vec::new(),
             members: FxHashMap::default(),
             forgotten: HashSet::new(),
+            groups: Groups::default(),
         }
     }
 
@@ -107,6 +113,7 @@ impl FakeList {
             status: status.into(),
             merge_fields: merge_fields.as_object().cloned().unwrap_or_default(),
             tags: Vec::new(),
+            interests: BTreeMap::new(),
         };
         self.members.insert(subscriber_hash(email), member);
     }
@@ -142,6 +149,7 @@ impl FakeList {
             member.tags.iter().enumerate().map(|(i, name)| json!({"id": 1000 + i, "name": name})).collect();
         json!({"id": hash, "email_address": member.email_address, "unique_email_id": &hash[..10],
                "email_type": "html", "status": member.status, "merge_fields": merge_fields,
+               "interests": self.groups.member_interests(&member.interests),
                "tags_count": tags.len(), "tags": tags, "list_id": self.id})
     }
 
@@ -238,6 +246,11 @@ impl FakeList {
         }
         let merge_fields = item.get("merge_fields").and_then(Value::as_object).cloned().unwrap_or_default();
         self.validate_merge_fields(&merge_fields)?;
+        let interests = item.get("interests").and_then(Value::as_object).cloned().unwrap_or_default();
+        let interests = self
+            .groups
+            .check(&interests)
+            .map_err(|e| (e, "ERROR_GENERIC", "interests".to_string(), String::new()))?;
         let tags: Vec<String> = item
             .get("tags")
             .and_then(Value::as_array)
@@ -249,6 +262,7 @@ impl FakeList {
             archived.status = status.or(status_if_new).unwrap_or("subscribed").to_string();
             archived.email_address = email.to_string();
             archived.merge_fields.extend(merge_fields);
+            archived.interests.extend(interests);
             add_tags(&mut archived.tags, tags);
             return Ok((hash, true));
         }
@@ -275,6 +289,7 @@ impl FakeList {
                     member.status = new_status.to_string();
                 }
                 member.merge_fields.extend(merge_fields);
+                member.interests.extend(interests);
                 add_tags(&mut member.tags, tags);
                 Ok((hash, false))
             }
@@ -296,6 +311,7 @@ impl FakeList {
                     status: status.or(status_if_new).unwrap_or("subscribed").to_string(),
                     merge_fields,
                     tags: Vec::new(),
+                    interests,
                 };
                 add_tags(&mut member.tags, tags);
                 self.members.insert(hash.clone(), member);

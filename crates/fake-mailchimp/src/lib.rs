@@ -3,6 +3,7 @@
 
 pub mod audience;
 pub mod faults;
+pub mod groups;
 pub mod server;
 
 pub use audience::{FakeList, FakeMember};

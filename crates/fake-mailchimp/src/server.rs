@@ -146,6 +146,10 @@ fn api(
     // Parsed before the audience is locked, so that concurrent requests parse in parallel.
     let parsed = (method == Method::POST).then(|| serde_json::from_slice::<Value>(body));
     let mut lists = shared.lists.lock().expect("audience lock");
+    if let [_, id, "interest-categories", ..] = segments.as_slice() {
+        let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
+        return groups_api(list, method.as_str(), &segments[3..], query, parsed);
+    }
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["ping"]) => json_response(StatusCode::OK, json!({"health_status": "Everything's Chimpy!"})),
         ("GET", ["lists", id]) => match lists.iter().find(|l| l.id == *id) {
@@ -322,6 +326,58 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> 
             "API Key Invalid",
             "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
         ))),
+    }
+}
+
+/// `/lists/{id}/interest-categories…`: categories and their interests, read and created.
+fn groups_api(
+    list: &mut FakeList,
+    method: &str,
+    rest: &[&str],
+    query: &str,
+    parsed: Option<Result<Value, serde_json::Error>>,
+) -> Response {
+    let (offset, count) =
+        (number_param(query, "offset").unwrap_or(0), number_param(query, "count").unwrap_or(10).min(1000));
+    match (method, rest) {
+        ("GET", []) => json_response(
+            StatusCode::OK,
+            partial(list.groups.categories_page(&list.id, offset, count), query),
+        ),
+        ("GET", [category, "interests"]) => {
+            match list.groups.interests_page(&list.id, category, offset, count) {
+                Some(page) => json_response(StatusCode::OK, partial(page, query)),
+                None => not_found(),
+            }
+        }
+        ("POST", [category, "interests"]) => {
+            let Some(Ok(body)) = parsed else { return json_parse_error() };
+            let Some(name) = body.get("name").and_then(Value::as_str).filter(|n| !n.trim().is_empty()) else {
+                return problem(StatusCode::BAD_REQUEST, "Invalid Resource", "The interest needs a name.");
+            };
+            let known = list.groups.categories.iter().any(|c| c.id == *category);
+            match list.groups.add_interest(category, name.trim()) {
+                Some(interest) => {
+                    let order = list
+                        .groups
+                        .categories
+                        .iter()
+                        .find(|c| c.id == *category)
+                        .map_or(0, |c| c.interests.len() - 1);
+                    json_response(
+                        StatusCode::OK,
+                        super::groups::interest_json(&list.id, category, &interest, order),
+                    )
+                }
+                None if known => problem(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid Resource",
+                    &format!("Cannot add \"{name}\" because it already exists on the list."),
+                ),
+                None => not_found(),
+            }
+        }
+        _ => not_found(),
     }
 }
 
