@@ -135,7 +135,7 @@ fn main() {
     let catalog: ConfiguredCatalog =
         serde_json::from_str(include_str!("../integration_tests/configured_catalog.json"))
             .expect("the sample catalog");
-    let mapper = Mapper::new(&config, &catalog, &merge_fields()).expect("a mapping");
+    let mapper = Mapper::new(&config, &catalog, &merge_fields(), &[]).expect("a mapping");
     let lines = input();
     let average = lines.iter().map(Vec::len).sum::<usize>() as f64 / lines.len() as f64;
 

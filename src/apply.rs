@@ -4,7 +4,7 @@
 use crate::batch::Entry;
 use crate::config::{Config, ResubscribePolicy};
 use crate::effects::Effects;
-use crate::error::ConnectorError;
+use crate::error::{ConnectorError, FailureType};
 use crate::mailchimp::client::{Applied, Client};
 use crate::mailchimp::member::{email_key, members_body, Action, EmailKey, Member, MemberStatus};
 use crate::mailchimp::model::{BatchResponse, MemberError, MemberSummary};
@@ -13,14 +13,19 @@ use crate::rules;
 use rustc_hash::FxHashMap;
 use tokio::sync::OwnedSemaphorePermit;
 
-/// The settings that decide how a batch is applied.
-#[derive(Debug, Clone)]
+/// Groups created during this sync: (category id, name) → the new interest's id, or `None` when
+/// Mailchimp would not create it. Locked while groups are created, so that each is created once.
+type CreatedGroups = tokio::sync::Mutex<FxHashMap<(String, String), Option<String>>>;
+
+/// The settings that decide how a batch is applied, and the groups this sync created.
+#[derive(Debug)]
 pub struct Policy {
     pub resubscribe: ResubscribePolicy,
     pub owned_tag_prefix: Option<String>,
     /// Read each member's status and tags from the batch answer (needed for status intents and
     /// owned tags; otherwise the answer leaves the members out).
     pub read_members: bool,
+    created_groups: CreatedGroups,
 }
 
 impl Policy {
@@ -29,6 +34,7 @@ impl Policy {
             resubscribe: config.resubscribe_policy,
             owned_tag_prefix: config.owned_tag_prefix.clone(),
             read_members: config.owned_tag_prefix.is_some() || config.status_field.is_some(),
+            created_groups: Default::default(),
         }
     }
 }
@@ -54,6 +60,12 @@ pub async fn apply(
     first: Option<OwnedSemaphorePermit>,
 ) -> Result<Option<Outcome>, ConnectorError> {
     let mut outcome = Outcome::default();
+    // Groups the records name that their categories lack are created first (create_missing_groups);
+    // the body is then built again with their ids.
+    let body = match create_missing_groups(client, policy, entries, &mut outcome).await? {
+        Some(members) => members_body(members.iter()),
+        None => body,
+    };
     if let Some(body) = body {
         if upsert(client, policy, entries, body, first, &mut outcome).await?.is_none() {
             return Ok(None);
@@ -72,6 +84,50 @@ pub async fn apply(
         rules::count_deletion(&mut outcome.effects, member.action, applied == Applied::Done);
     }
     Ok(Some(outcome))
+}
+
+/// Creates the groups the batch's contacts name that their categories lack (each once per sync)
+/// and returns the upserts with those groups chosen; `None` when no contact names a missing group.
+/// A group Mailchimp will not create (a 400: a limit, or a name it refuses) is left out and counted.
+async fn create_missing_groups(
+    client: &Client,
+    policy: &Policy,
+    entries: &[Entry],
+    outcome: &mut Outcome,
+) -> Result<Option<Vec<Member>>, ConnectorError> {
+    let wanted =
+        |m: &&Member| m.action == Action::Upsert && m.groups.as_ref().is_some_and(|g| !g.missing.is_empty());
+    if !entries.iter().map(|e| &e.member).any(|m| wanted(&m)) {
+        return Ok(None);
+    }
+    let mut created = policy.created_groups.lock().await;
+    let mut members: Vec<Member> =
+        entries.iter().map(|e| &e.member).filter(|m| m.action == Action::Upsert).cloned().collect();
+    for member in &mut members {
+        let Some(groups) = member.groups.as_mut() else { continue };
+        for (category, name) in std::mem::take(&mut groups.missing) {
+            let key = (category.clone(), name.to_lowercase());
+            if !created.contains_key(&key) {
+                let id = match client.create_interest(&category, &name).await {
+                    Ok(interest) => {
+                        outcome.effects.groups_created += 1;
+                        Some(interest.id)
+                    }
+                    Err(error) if error.failure_type == FailureType::SystemError => {
+                        tracing::warn!("could not create the group '{name}': {}", error.message);
+                        outcome.effects.groups_not_created += 1;
+                        None
+                    }
+                    Err(error) => return Err(error),
+                };
+                created.insert(key.clone(), id);
+            }
+            if let Some(Some(id)) = created.get(&key) {
+                groups.interests.insert(id.clone(), serde_json::Value::Bool(true));
+            }
+        }
+    }
+    Ok(Some(members))
 }
 
 /// The batch's upserts: the batch-subscribe call, blocked re-subscriptions sent again, then the
@@ -242,6 +298,7 @@ mod tests {
             action: Action::Upsert,
             owned_tags: None,
             deleted_at_source: false,
+            groups: None,
         };
         let mut outcome = Outcome::default();
         let mut members = FxHashMap::default();

@@ -147,6 +147,11 @@ fn merge_into(earlier: &mut Member, later: Member) {
     earlier.deleted_at_source |= later.deleted_at_source;
     earlier.merge_fields.extend(later.merge_fields);
     earlier.attributes.extend(later.attributes);
+    match (&mut earlier.groups, later.groups) {
+        (Some(earlier), Some(later)) => earlier.merge(*later),
+        (slot @ None, later) => *slot = later,
+        (_, None) => {}
+    }
     if let Some(owned) = later.owned_tags {
         // The later record's owned tags replace the earlier one's (the earlier ones would be
         // removed when the later record is applied).
@@ -180,6 +185,7 @@ mod tests {
             action: Action::Upsert,
             owned_tags: None,
             deleted_at_source: false,
+            groups: None,
         }
     }
 

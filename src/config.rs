@@ -107,6 +107,8 @@ struct RawConfig {
     field_mappings: Vec<RawFieldMapping>,
     #[serde(default)]
     skip_merge_validation: bool,
+    #[serde(default)]
+    create_missing_groups: bool,
     status_field: Option<String>,
     #[serde(default)]
     resubscribe_policy: ResubscribePolicy,
@@ -120,7 +122,17 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 struct RawFieldMapping {
     record_field: String,
-    merge_tag: String,
+    merge_tag: Option<String>,
+    group: Option<String>,
+}
+
+/// Where an explicit field mapping sends a record field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappingTarget {
+    /// A merge field, by its tag.
+    MergeTag(String),
+    /// A group category, by its title.
+    Group(String),
 }
 
 /// An integer setting; JSON Schema's `integer` also admits `5.0`, so a whole float is accepted too.
@@ -147,9 +159,11 @@ pub struct Config {
     pub batch_size: usize,
     pub max_concurrent_requests: usize,
     pub max_retry_time: Duration,
-    /// Explicit record field → merge tag mappings (they win over automatic matching).
-    pub field_mappings: Vec<(String, String)>,
+    /// Explicit record field → merge tag or group mappings (they win over automatic matching).
+    pub field_mappings: Vec<(String, MappingTarget)>,
     pub skip_merge_validation: bool,
+    /// Create group names that records use and their category lacks.
+    pub create_missing_groups: bool,
     /// The record field that carries the contact's intended status, if any.
     pub status_field: Option<String>,
     pub resubscribe_policy: ResubscribePolicy,
@@ -213,12 +227,7 @@ pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Conf
             )
         })?),
     };
-    let field_mappings = raw
-        .field_mappings
-        .into_iter()
-        .map(|m| (m.record_field.trim().to_string(), m.merge_tag.trim().to_string()))
-        .filter(|(field, tag)| !field.is_empty() && !tag.is_empty())
-        .collect();
+    let field_mappings = field_mappings(raw.field_mappings)?;
     Ok(Config {
         api_key: ApiKey::new(api_key),
         data_center,
@@ -234,11 +243,36 @@ pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Conf
         max_retry_time: Duration::from_secs(raw.max_retry_seconds),
         field_mappings,
         skip_merge_validation: raw.skip_merge_validation,
+        create_missing_groups: raw.create_missing_groups,
         status_field: text(raw.status_field),
         resubscribe_policy: raw.resubscribe_policy,
         on_delete: raw.on_delete,
         owned_tag_prefix,
     })
+}
+
+/// Explicit mappings: each names a merge tag or a group, not both; empty entries are skipped.
+fn field_mappings(raw: Vec<RawFieldMapping>) -> Result<Vec<(String, MappingTarget)>, ConnectorError> {
+    let text = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut mappings = Vec::new();
+    for mapping in raw {
+        let field = mapping.record_field.trim().to_string();
+        let target = match (text(mapping.merge_tag), text(mapping.group)) {
+            (Some(tag), None) => MappingTarget::MergeTag(tag),
+            (None, Some(group)) => MappingTarget::Group(group),
+            (None, None) => continue,
+            (Some(tag), Some(group)) => {
+                return Err(ConnectorError::config(format!(
+                "field_mappings maps '{field}' to both the merge tag '{tag}' and the group '{group}'; give \
+                     each entry one of them."
+            )))
+            }
+        };
+        if !field.is_empty() {
+            mappings.push((field, target));
+        }
+    }
+    Ok(mappings)
 }
 
 /// Splits a comma-separated tag list: trimmed, empty pieces dropped, repeats removed.
@@ -363,10 +397,12 @@ mod tests {
         assert_eq!(property("on_delete")["default"], json!("ignore"));
         assert_eq!(property("tag_mode")["default"], json!("add"));
         assert_eq!(property("skip_merge_validation")["default"], json!(false));
+        assert_eq!(property("create_missing_groups")["default"], json!(false));
         let parsed = from_value(&good(), None).unwrap();
         assert_eq!(parsed.resubscribe_policy, ResubscribePolicy::default());
         assert_eq!(parsed.on_delete, OnDelete::default());
         assert_eq!(parsed.owned_tag_prefix, None, "tag_mode add");
+        assert!(!parsed.create_missing_groups);
         let choices = |name: &str| property(name)["enum"].as_array().unwrap().len();
         assert_eq!(choices("resubscribe_policy"), 2);
         assert_eq!(choices("on_delete"), 4);

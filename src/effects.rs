@@ -26,6 +26,10 @@ pub struct Effects {
     /// Stale owned tags removed, and from how many contacts.
     pub tags_removed: u64,
     pub contacts_untagged: u64,
+    /// Groups created because records named them (`create_missing_groups`), and those Mailchimp
+    /// would not create (left out of the contacts).
+    pub groups_created: u64,
+    pub groups_not_created: u64,
 }
 
 impl Effects {
@@ -41,6 +45,8 @@ impl Effects {
         self.already_gone += other.already_gone;
         self.tags_removed += other.tags_removed;
         self.contacts_untagged += other.contacts_untagged;
+        self.groups_created += other.groups_created;
+        self.groups_not_created += other.groups_not_created;
     }
 
     /// Counts a contact whose `status` was sent and accepted (a deletion, or the status field).
@@ -81,6 +87,25 @@ impl Effects {
         if !status.is_empty() {
             lines.push(format!("Status changes: {}.", status.join("; ")));
         }
+        lines.extend(self.deletion_line(verb));
+        if self.tags_removed > 0 {
+            lines.push(format!(
+                "Owned tags: {} stale tag(s) {verb} removed from {} contact(s); other tags {verb} left alone.",
+                self.tags_removed, self.contacts_untagged
+            ));
+        }
+        if self.groups_created + self.groups_not_created > 0 {
+            lines.push(format!(
+                "Groups: {} group(s) named by records {verb} created in their categories; {} {verb} not created \
+                 (Mailchimp refused them) and {verb} left out.",
+                self.groups_created, self.groups_not_created
+            ));
+        }
+        lines
+    }
+
+    /// The deletions at the source, in one line (none when there were none).
+    fn deletion_line(&self, verb: &str) -> Option<String> {
         let mut deletions = Vec::new();
         if self.archived > 0 {
             deletions.push(format!("{} contact(s) {verb} archived", self.archived));
@@ -100,15 +125,6 @@ impl Effects {
                 self.deletions_ignored
             ));
         }
-        if !deletions.is_empty() {
-            lines.push(format!("Deletions at the source: {}.", deletions.join("; ")));
-        }
-        if self.tags_removed > 0 {
-            lines.push(format!(
-                "Owned tags: {} stale tag(s) {verb} removed from {} contact(s); other tags {verb} left alone.",
-                self.tags_removed, self.contacts_untagged
-            ));
-        }
-        lines
+        (!deletions.is_empty()).then(|| format!("Deletions at the source: {}.", deletions.join("; ")))
     }
 }

@@ -190,7 +190,7 @@ mod tests {
         .unwrap();
         let fields: Vec<MergeField> =
             serde_json::from_value(json!([{"tag": "FNAME", "name": "First Name", "type": "text"}])).unwrap();
-        Intake::new(Mapper::new(&config, &catalog, &fields).unwrap(), config.batch_size)
+        Intake::new(Mapper::new(&config, &catalog, &fields, &[]).unwrap(), config.batch_size)
     }
 
     fn message(line: serde_json::Value) -> Incoming {

@@ -30,6 +30,7 @@ pub mod dispatch;
 pub mod effects;
 pub mod error;
 pub mod fields;
+pub mod groups;
 pub mod input;
 pub mod intake;
 pub mod ledger;

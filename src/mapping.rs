@@ -2,11 +2,11 @@
 //! member attributes, and tags.
 
 use crate::catalog::ConfiguredCatalog;
-use crate::config::{Config, OnDelete};
+use crate::config::{Config, MappingTarget, OnDelete};
 use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
-use crate::mailchimp::member::{Action, Member, MemberStatus};
-use crate::mailchimp::model::MergeField;
+use crate::mailchimp::member::{Action, GroupChoice, Member, MemberStatus};
+use crate::mailchimp::model::{Category, MergeField};
 use crate::protocol::{RecordData, StreamKey};
 use crate::redact::excerpt;
 use rustc_hash::FxHashMap;
@@ -34,6 +34,8 @@ pub enum Mapped {
 enum Target {
     /// The merge field at this index of the audience's fields.
     Merge(usize),
+    /// The group category at this index of the audience's categories.
+    Group(usize),
     Attribute(&'static str),
     Ignored,
 }
@@ -69,8 +71,9 @@ pub struct DroppedValues {
 pub struct Mapper {
     settings: RecordSettings,
     merge_fields: Vec<MergeField>,
-    /// Explicit record field → merge field index, from the config.
-    explicit: FxHashMap<String, usize>,
+    categories: Vec<Category>,
+    /// Explicit record field → merge field or category, from the config.
+    explicit: FxHashMap<String, Target>,
     streams: FxHashMap<StreamKey, StreamPlan>,
     findings: Findings,
 }
@@ -84,6 +87,7 @@ struct RecordSettings {
     on_delete: OnDelete,
     owned_tag_prefix: Option<String>,
     config_tags: Vec<String>,
+    create_missing_groups: bool,
 }
 
 /// What mapping found that the user should hear about.
@@ -98,23 +102,16 @@ struct Findings {
 }
 
 impl Mapper {
-    /// Fails when an explicit mapping names a merge tag the audience does not have.
+    /// Fails when an explicit mapping names a merge tag or a group category the audience does not have.
     pub fn new(
         config: &Config,
         catalog: &ConfiguredCatalog,
         merge_fields: &[MergeField],
+        categories: &[Category],
     ) -> Result<Self, ConnectorError> {
         let mut explicit = FxHashMap::default();
-        for (field, tag) in &config.field_mappings {
-            let index = merge_fields.iter().position(|f| f.tag.eq_ignore_ascii_case(tag)).ok_or_else(|| {
-                let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
-                ConnectorError::config(format!(
-                    "field_mappings maps '{field}' to the merge tag '{tag}', which the audience does not have \
-                     (its merge tags: {}). Fix the mapping or add the field in Audience → Settings → Audience fields.",
-                    tags.join(", ")
-                ))
-            })?;
-            explicit.insert(field.clone(), index);
+        for (field, target) in &config.field_mappings {
+            explicit.insert(field.clone(), explicit_target(field, target, merge_fields, categories)?);
         }
         let mut mapper = Self {
             settings: RecordSettings {
@@ -124,8 +121,10 @@ impl Mapper {
                 on_delete: config.on_delete,
                 owned_tag_prefix: config.owned_tag_prefix.clone(),
                 config_tags: config.tags.clone(),
+                create_missing_groups: config.create_missing_groups,
             },
             merge_fields: merge_fields.to_vec(),
+            categories: categories.to_vec(),
             explicit,
             streams: FxHashMap::default(),
             findings: Findings::default(),
@@ -144,15 +143,17 @@ impl Mapper {
     }
 
     /// The matching rules, in order: explicit mapping; member attribute; merge tag (any case);
-    /// the merge field's name normalized ("First Name" → first_name); a common alias.
+    /// the merge field's name normalized ("First Name" → first_name); a common alias; a group
+    /// category's title normalized ("Newsletter topics" → newsletter_topics).
     fn target_for(&self, name: &str) -> Target {
-        if let Some(index) = self.explicit.get(name) {
-            return Target::Merge(*index);
+        if let Some(target) = self.explicit.get(name) {
+            return *target;
         }
         if let Some(attribute) = ATTRIBUTES.iter().find(|a| a.eq_ignore_ascii_case(name)) {
             return Target::Attribute(attribute);
         }
-        let taken = |i: &usize| self.explicit.values().any(|e| e == i);
+        let taken = |i: &usize| self.explicit.values().any(|e| *e == Target::Merge(*i));
+        let group_taken = |i: &usize| self.explicit.values().any(|e| *e == Target::Group(*i));
         let normalized = normalize(name);
         let by = |matches: &dyn Fn(&MergeField) -> bool| {
             self.merge_fields.iter().enumerate().position(|(i, f)| !taken(&i) && matches(f))
@@ -166,7 +167,14 @@ impl Mapper {
                     .map(|(tag, _)| *tag)?;
                 by(&|f| f.tag == tag)
             })
-            .map_or(Target::Ignored, Target::Merge)
+            .map(Target::Merge)
+            .or_else(|| {
+                let normalized = normalize(name);
+                (0..self.categories.len())
+                    .find(|i| !group_taken(i) && normalize(&self.categories[*i].title) == normalized)
+                    .map(Target::Group)
+            })
+            .unwrap_or(Target::Ignored)
     }
 
     /// Puts the catalog's name on a record's stream (the only catalog stream of that name, when the
@@ -350,6 +358,19 @@ impl Mapper {
                     Err(reason) => (value, reason),
                 }
             }
+            (Target::Group(i), value) => match crate::groups::selection(&self.categories[i], &value) {
+                Ok(None) => return,
+                Ok(Some(selection)) => {
+                    let unknown = self.choose(member, i, selection);
+                    if unknown.is_empty() {
+                        return;
+                    }
+                    let category = &self.categories[i].title;
+                    let reason = format!("no group called '{}' in '{category}'", unknown.join("', '"));
+                    (value, reason)
+                }
+                Err(reason) => (value, reason),
+            },
             (Target::Attribute(attribute), value) => match convert::attribute_value(attribute, &value) {
                 Ok(Some(v)) => {
                     member.attributes.insert(attribute.to_string(), v);
@@ -360,6 +381,37 @@ impl Mapper {
             },
         };
         self.count_drop(stream, name, target, &value, reason);
+    }
+
+    /// Puts a category's selection on the member; returns the names the category lacks that are
+    /// dropped (when the sync may create groups, they are kept on the member to be created).
+    fn choose(
+        &self,
+        member: &mut Member,
+        category: usize,
+        selection: crate::groups::Selection,
+    ) -> Vec<String> {
+        let id = self.categories[category].id.clone();
+        let mut choice = GroupChoice {
+            interests: selection
+                .interests
+                .into_iter()
+                .map(|(interest, on)| (interest, Value::Bool(on)))
+                .collect(),
+            categories: vec![id.clone()],
+            missing: Vec::new(),
+        };
+        let dropped = if self.settings.create_missing_groups {
+            choice.missing = selection.unknown.into_iter().map(|name| (id.clone(), name)).collect();
+            Vec::new()
+        } else {
+            selection.unknown
+        };
+        match &mut member.groups {
+            Some(groups) => groups.merge(choice),
+            None => member.groups = Some(Box::new(choice)),
+        }
+        dropped
     }
 
     /// The status the source intends: `unsubscribed` and `subscribed` are sent as the status (an
@@ -409,6 +461,7 @@ impl Mapper {
     fn describe(&self, target: Target) -> String {
         match target {
             Target::Merge(i) => self.merge_fields[i].tag.clone(),
+            Target::Group(i) => format!("the group category '{}'", self.categories[i].title),
             Target::Attribute(a) => format!("{a} (member attribute)"),
             Target::Ignored => "nothing".into(),
         }
@@ -490,6 +543,39 @@ impl Mapper {
             || key_field == Some(name)
             || name.eq_ignore_ascii_case("email")
             || name.eq_ignore_ascii_case("email_address")
+    }
+}
+
+/// The target of an explicit mapping; a config error when the audience lacks it.
+fn explicit_target(
+    field: &str,
+    target: &MappingTarget,
+    merge_fields: &[MergeField],
+    categories: &[Category],
+) -> Result<Target, ConnectorError> {
+    match target {
+        MappingTarget::MergeTag(tag) => {
+            merge_fields.iter().position(|f| f.tag.eq_ignore_ascii_case(tag)).map(Target::Merge).ok_or_else(|| {
+                let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
+                ConnectorError::config(format!(
+                    "field_mappings maps '{field}' to the merge tag '{tag}', which the audience does not have \
+                     (its merge tags: {}). Fix the mapping or add the field in Audience → Settings → Audience fields.",
+                    tags.join(", ")
+                ))
+            })
+        }
+        MappingTarget::Group(title) => categories
+            .iter()
+            .position(|c| c.title.trim().eq_ignore_ascii_case(title.trim()))
+            .map(Target::Group)
+            .ok_or_else(|| {
+                let titles: Vec<&str> = categories.iter().map(|c| c.title.as_str()).collect();
+                ConnectorError::config(format!(
+                    "field_mappings maps '{field}' to the group category '{title}', which the audience does not \
+                     have (its group categories: {}). Fix the mapping or add the category in Mailchimp.",
+                    if titles.is_empty() { "none".to_string() } else { titles.join(", ") }
+                ))
+            }),
     }
 }
 
@@ -596,7 +682,7 @@ mod tests {
             {"tag": "SCORE", "name": "Score", "type": "number"}
         ]))
         .unwrap();
-        Mapper::new(&config, &catalog, &fields).unwrap()
+        Mapper::new(&config, &catalog, &fields, &[]).unwrap()
     }
 
     fn users() -> StreamKey {
@@ -733,7 +819,7 @@ mod tests {
             {"tag": "MMERGE9", "name": "Plan", "type": "dropdown", "required": true, "options": {"choices": ["Pro", "Free"]}}
         ]))
         .unwrap();
-        let mut m = Mapper::new(&config, &catalog, &fields).unwrap();
+        let mut m = Mapper::new(&config, &catalog, &fields, &[]).unwrap();
         let data = json!({"email": "a@b.io", "nick": "Ada", "first_name": "Augusta", "Last Name": "King", "dob": "1815-12-10", "vip": "yes", "plan": "pro", "shoe": 9});
         let Mapped::Member(member) = m.map(&users(), data.clone().into()) else { panic!() };
         assert_eq!(
@@ -759,7 +845,7 @@ mod tests {
         assert!(dropped[0].contains("field 'dob' → BIRTHDAY: 1 value(s)"), "{dropped:?}");
 
         let unknown = crate::config::from_value(&json!({"api_key": "k-us1", "list_id": "l", "field_mappings": [{"record_field": "x", "merge_tag": "NOPE"}]}), None).unwrap();
-        let error = Mapper::new(&unknown, &catalog, &fields).err().unwrap();
+        let error = Mapper::new(&unknown, &catalog, &fields, &[]).err().unwrap();
         assert!(
             error.message.contains("'NOPE'") && error.message.contains("FNAME, LNAME"),
             "{}",

@@ -146,8 +146,9 @@ pub async fn preview<W: Write>(
     out: &mut W,
 ) -> Result<(), ConnectorError> {
     let client = Client::new(&config.client_settings())?;
-    let (list, merge_fields) = client.audience().await?;
-    let mapper = Mapper::new(config, catalog, &merge_fields)?;
+    let audience = client.audience().await?;
+    let (list, merge_fields) = (&audience.list, &audience.merge_fields);
+    let mapper = Mapper::new(config, catalog, merge_fields, &audience.categories)?;
     let required: Vec<String> = merge_fields.iter().filter(|f| f.required).map(|f| f.tag.clone()).collect();
     let mut report = Report {
         audience: list.name.clone(),
@@ -165,7 +166,7 @@ pub async fn preview<W: Write>(
     report.effects.deletions_ignored = counts.deletions_ignored;
     report.contacts = contacts.first.len() as u64;
 
-    look_up(&client, &list, &mut contacts, &mut names, &mut report).await?;
+    look_up(&client, list, &mut contacts, &mut names, &mut report).await?;
     let context = Context {
         rules: Rules {
             resubscribe: config.resubscribe_policy,

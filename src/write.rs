@@ -70,7 +70,8 @@ impl<'a, W: Write> Writer<'a, W> {
     ) -> Result<Self, ConnectorError> {
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let client = Client::new(&config.client_settings())?.with_notices(notices_tx);
-        let (list, merge_fields) = client.audience().await?;
+        let audience = client.audience().await?;
+        let (list, merge_fields) = (&audience.list, &audience.merge_fields);
         let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
         out.log(
             Level::Info,
@@ -83,7 +84,7 @@ impl<'a, W: Write> Writer<'a, W> {
                 settings_summary(config),
             ),
         )?;
-        let mapper = Mapper::new(config, catalog, &merge_fields)?;
+        let mapper = Mapper::new(config, catalog, merge_fields, &audience.categories)?;
         for (complete, line) in mapper.plan_report() {
             out.log(if complete { Level::Info } else { Level::Warn }, &line)?;
         }

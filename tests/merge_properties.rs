@@ -87,7 +87,7 @@ fn mapper() -> Mapper {
         {"tag": "PHONE", "name": "Phone", "type": "phone", "options": {"phone_format": "US"}},
     ]))
     .unwrap();
-    Mapper::new(&config, &catalog, &fields).unwrap()
+    Mapper::new(&config, &catalog, &fields, &[]).unwrap()
 }
 
 type Audience = BTreeMap<String, (Map<String, Value>, BTreeSet<String>)>;

@@ -323,7 +323,8 @@ fn sigterm_finishes_the_requests_in_flight_releases_their_states_and_fails_trans
     let (mut child, stdin) = start_write(&files, &fake.base_url(), &input);
     // Wait (liveness bound only) until two batches are being answered, then stop the sync.
     let waited = std::time::Instant::now();
-    let audience_read = || fake.requests().iter().filter(|r| r.method == "GET").count() == 2;
+    // The start-up reads: the audience, its merge fields and its group categories (it has none).
+    let audience_read = || fake.requests().iter().filter(|r| r.method == "GET").count() == 3;
     while !audience_read() || fake.in_flight() < 2 {
         assert!(waited.elapsed() < Duration::from_secs(60), "the batches never reached the fake");
         std::thread::sleep(Duration::from_millis(5));

@@ -2,7 +2,8 @@
 
 use super::budget::{Change, ConnectionBudget};
 use super::model::{
-    ApiError, BatchResponse, ListInfo, MemberSummary, MembersPage, MergeField, MergeFieldsPage, Problem,
+    ApiError, Audience, BatchResponse, CategoriesPage, Category, Interest, InterestsPage, ListInfo,
+    MemberSummary, MembersPage, MergeField, MergeFieldsPage, Problem,
 };
 use super::outcome::{classify, Backoff, Call, Outcome};
 use crate::error::{ConnectorError, FailureType};
@@ -185,10 +186,70 @@ impl Client {
         self.call(Call::List, Method::GET, path, None).await
     }
 
-    /// The audience and its merge fields, read at the same time (a sync starts one latency sooner).
-    pub async fn audience(&self) -> Result<(ListInfo, Vec<MergeField>), ConnectorError> {
-        let (list, merge_fields) = tokio::join!(self.list(), self.merge_fields());
-        Ok((list?, merge_fields?))
+    /// The audience, its merge fields and its groups, read at the same time (a sync starts sooner).
+    pub async fn audience(&self) -> Result<Audience, ConnectorError> {
+        let (list, merge_fields, categories) =
+            tokio::join!(self.list(), self.merge_fields(), self.categories());
+        Ok(Audience { list: list?, merge_fields: merge_fields?, categories: categories? })
+    }
+
+    /// Every group category of the audience with its interests (all pages; each category's
+    /// interests read at the same time).
+    pub async fn categories(&self) -> Result<Vec<Category>, ConnectorError> {
+        const PAGE: usize = 1000;
+        let mut categories: Vec<Category> = Vec::new();
+        loop {
+            let path = format!(
+                "/lists/{}/interest-categories?count={PAGE}&offset={}&fields=categories.id,categories.title,\
+                 categories.type,total_items",
+                self.list_path_id(),
+                categories.len()
+            );
+            let page: CategoriesPage = self.call(Call::Groups, Method::GET, path, None).await?;
+            let got = page.categories.len();
+            categories.extend(page.categories);
+            if got < PAGE || categories.len() as u64 >= page.total_items {
+                break;
+            }
+        }
+        let ids: Vec<String> = categories.iter().map(|c| c.id.clone()).collect();
+        let interests = futures::future::try_join_all(ids.iter().map(|id| self.interests(id))).await?;
+        for (category, interests) in categories.iter_mut().zip(interests) {
+            category.interests = interests;
+        }
+        Ok(categories)
+    }
+
+    async fn interests(&self, category_id: &str) -> Result<Vec<Interest>, ConnectorError> {
+        const PAGE: usize = 1000;
+        let mut interests: Vec<Interest> = Vec::new();
+        loop {
+            let path = format!(
+                "/lists/{}/interest-categories/{}/interests?count={PAGE}&offset={}&fields=interests.id,\
+                 interests.name,total_items",
+                self.list_path_id(),
+                path_segment(category_id),
+                interests.len()
+            );
+            let page: InterestsPage = self.call(Call::Groups, Method::GET, path, None).await?;
+            let got = page.interests.len();
+            interests.extend(page.interests);
+            if got < PAGE || interests.len() as u64 >= page.total_items {
+                return Ok(interests);
+            }
+        }
+    }
+
+    /// `POST …/interest-categories/{id}/interests`: creates an interest (group) in a category.
+    pub async fn create_interest(&self, category_id: &str, name: &str) -> Result<Interest, ConnectorError> {
+        let path = format!(
+            "/lists/{}/interest-categories/{}/interests",
+            self.list_path_id(),
+            path_segment(category_id)
+        );
+        let body =
+            serde_json::to_vec(&serde_json::json!({"name": name})).expect("a JSON value always serializes");
+        self.call(Call::CreateInterest, Method::POST, path, Some(body.into())).await
     }
 
     /// Every merge field of the audience, paging past Mailchimp's default page size.
@@ -303,7 +364,7 @@ impl Client {
     }
 
     fn list_path_id(&self) -> String {
-        self.list_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+        path_segment(&self.list_id)
     }
 
     /// Sends a request, retrying transient failures with backoff until the retry budget is spent.
@@ -527,7 +588,7 @@ impl Client {
                 "Mailchimp refused access (403 {title}). The user who created this API key needs a role that may \
                  manage the audience's contacts, and the account must be active."
             ),
-            404 if matches!(call, Call::List | Call::MergeFields | Call::BatchSubscribe | Call::Members) => format!(
+            404 if matches!(call, Call::List | Call::MergeFields | Call::Groups | Call::BatchSubscribe | Call::Members) => format!(
                 "No audience with List ID '{}' in this Mailchimp account (404 {title}). Copy the Audience ID from \
                  Audience → Settings → Audience name and defaults; it is not the number in the web address.",
                 self.list_id
@@ -567,11 +628,18 @@ impl<T> Reply<T> {
     }
 }
 
+/// An id as a path segment: only the characters Mailchimp's ids use.
+fn path_segment(id: &str) -> String {
+    id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}
+
 fn call_name(call: Call) -> &'static str {
     match call {
         Call::Ping => "the ping request",
         Call::List => "the request for the audience",
         Call::MergeFields => "the request for the audience's merge fields",
+        Call::Groups => "the request for the audience's groups",
+        Call::CreateInterest => "creating a group",
         Call::BatchSubscribe => "a batch of contacts",
         Call::Archive => "archiving a contact",
         Call::DeletePermanently => "permanently deleting a contact",

@@ -120,6 +120,9 @@ pub struct Member {
     /// Member attributes such as `language`, `vip` or `location`, sent beside the merge fields.
     #[serde(flatten)]
     pub attributes: Map<String, Value>,
+    /// Groups: sent as `interests` (interest id → bool); boxed, as most contacts have none.
+    #[serde(rename = "interests", skip_serializing_if = "Option::is_none", serialize_with = "interests_of")]
+    pub groups: Option<Box<GroupChoice>>,
     #[serde(skip)]
     pub key: EmailKey,
     #[serde(skip)]
@@ -144,10 +147,47 @@ impl Member {
             merge_fields: Map::new(),
             tags: Vec::new(),
             attributes: Map::new(),
+            groups: None,
             action,
             owned_tags: None,
             deleted_at_source: false,
         }
+    }
+}
+
+/// A contact's groups: its whole selection in each category a record named.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupChoice {
+    /// Interest id → whether the contact is in it, for every interest of each category below.
+    pub interests: Map<String, Value>,
+    /// The categories (ids) whose selection this holds.
+    pub categories: Vec<String>,
+    /// Names a record chose that their category does not have yet: (category id, name). They are
+    /// created before the contact is sent when the sync may create groups.
+    pub missing: Vec<(String, String)>,
+}
+
+impl GroupChoice {
+    /// Folds a later record's choice in: each category it names takes the later selection whole.
+    pub fn merge(&mut self, later: GroupChoice) {
+        self.missing.retain(|(category, _)| !later.categories.contains(category));
+        self.missing.extend(later.missing);
+        self.interests.extend(later.interests);
+        for category in later.categories {
+            if !self.categories.contains(&category) {
+                self.categories.push(category);
+            }
+        }
+    }
+}
+
+fn interests_of<S: serde::Serializer>(
+    groups: &Option<Box<GroupChoice>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match groups {
+        Some(groups) => groups.interests.serialize(serializer),
+        None => serializer.serialize_none(),
     }
 }
 

@@ -49,6 +49,52 @@ pub struct MergeFieldsPage {
     pub total_items: u64,
 }
 
+/// A group category of the audience (`/lists/{id}/interest-categories`) with its interests.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Category {
+    pub id: String,
+    pub title: String,
+    /// checkboxes, dropdown, radio or hidden.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub interests: Vec<Interest>,
+}
+
+impl Category {
+    /// Radio and dropdown categories hold one interest per contact.
+    pub fn single_choice(&self) -> bool {
+        matches!(self.kind.as_str(), "radio" | "dropdown")
+    }
+}
+
+/// One interest (group) of a category.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Interest {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CategoriesPage {
+    pub categories: Vec<Category>,
+    pub total_items: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InterestsPage {
+    pub interests: Vec<Interest>,
+    pub total_items: u64,
+}
+
+/// What a sync reads about the audience before it starts.
+#[derive(Debug, Clone)]
+pub struct Audience {
+    pub list: ListInfo,
+    pub merge_fields: Vec<MergeField>,
+    pub categories: Vec<Category>,
+}
+
 /// The answer to `POST /lists/{id}` (batch subscribe). A 200 may still reject some members. The
 /// totals and `errors` are required: an answer without them (`{}`, or another resource's object
 /// after a redirect) says nothing about the contacts sent.

@@ -11,6 +11,8 @@ pub enum Call {
     Ping,
     List,
     MergeFields,
+    Groups,
+    CreateInterest,
     BatchSubscribe,
     Archive,
     DeletePermanently,
@@ -22,7 +24,14 @@ pub enum Call {
 impl Call {
     /// Calls that change the audience: a permanent failure of one ends the sync.
     pub fn writes(self) -> bool {
-        matches!(self, Call::BatchSubscribe | Call::Archive | Call::DeletePermanently | Call::RemoveTags)
+        matches!(
+            self,
+            Call::BatchSubscribe
+                | Call::Archive
+                | Call::DeletePermanently
+                | Call::RemoveTags
+                | Call::CreateInterest
+        )
     }
 
     /// Calls on one contact, where a 404 is an answer (no such contact), not a failure.
@@ -115,6 +124,8 @@ mod tests {
             Call::Ping,
             Call::List,
             Call::MergeFields,
+            Call::Groups,
+            Call::CreateInterest,
             Call::BatchSubscribe,
             Call::Archive,
             Call::DeletePermanently,
