@@ -14,15 +14,16 @@ pub async fn check(config_path: &Path) -> Result<String, ConnectorError> {
     let config = config::load(config_path)?;
     let client = Client::new(&config.client_settings())?.with_max_retry_time(CHECK_RETRY_TIME);
     client.ping().await?;
-    let list = client.list().await?;
-    let merge_fields = client.merge_fields().await?;
+    let audience = client.audience().await?;
+    let (list, merge_fields) = (&audience.list, &audience.merge_fields);
     let required: Vec<&str> = merge_fields.iter().filter(|f| f.required).map(|f| f.tag.as_str()).collect();
     let mut message = format!(
-        "Connected to the Mailchimp audience '{}' (List ID {}, {} contacts, {} merge fields).",
+        "Connected to the Mailchimp audience '{}' (List ID {}, {} contacts, {} merge fields, {} group categories).",
         list.name,
         list.id,
         list.stats.member_count,
-        merge_fields.len()
+        merge_fields.len(),
+        audience.categories.len()
     );
     if !required.is_empty() {
         message.push_str(&format!(

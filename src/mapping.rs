@@ -580,7 +580,7 @@ fn explicit_target(
 }
 
 /// Lowercase, with every run of non-alphanumerics turned into one `_`: "First Name" → `first_name`.
-fn normalize(name: &str) -> String {
+pub fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         if c.is_alphanumeric() {

@@ -10,6 +10,8 @@ fn audience() -> Fake {
         list.add_merge_field("PLAN", "Plan", "dropdown", false, json!({"choices": ["Pro", "Free"]}));
         list.add_merge_field("NICK", "Nickname", "text", false, json!({}));
         list.put_member("keep@mail.io", "subscribed", json!({"FNAME": "Kept", "LNAME": "Also kept"}));
+        list.groups.add_category("Newsletter topics", "checkboxes", &["Product news", "Events"]);
+        list.groups.add_category("Region", "dropdown", &["EMEA", "Americas"]);
     })
 }
 
@@ -162,4 +164,9 @@ fn discover_describes_the_audience_and_validates_against_the_protocol_schema() {
     assert_eq!(properties["SIGNUP"]["format"], "date");
     assert_eq!(properties["PLAN"]["enum"], json!(["Pro", "Free", null]));
     assert_eq!(properties["email_address"]["type"], "string");
+    let topics = &properties["newsletter_topics"];
+    assert_eq!(topics["title"], "Newsletter topics");
+    assert_eq!(topics["items"]["enum"], json!(["Product news", "Events"]));
+    assert_eq!(properties["region"]["x-mailchimp-type"], "group category (dropdown)");
+    assert!(properties["region"]["description"].as_str().unwrap().contains("(one group)"));
 }
