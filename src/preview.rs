@@ -10,7 +10,7 @@ use crate::input::InputEvent;
 use crate::intake::Intake;
 use crate::mailchimp::client::Client;
 use crate::mailchimp::member::{email_key, Action, EmailKey, Member, MemberStatus};
-use crate::mailchimp::model::{ListInfo, MemberSummary};
+use crate::mailchimp::model::{Category, ListInfo, MemberSummary};
 use crate::mapping::Mapper;
 use crate::progress::thousands;
 use crate::rules::{Held, Rules};
@@ -43,6 +43,8 @@ struct Step {
     records: u32,
     tags: TagSet,
     owned_tags: Option<TagSet>,
+    /// The groups this step chooses (interest ids, interned) and leaves; `None` for most contacts.
+    groups: Option<Box<[(TagId, bool)]>>,
 }
 
 /// The input's contacts: each one's first step, the later steps of the few that have more, and
@@ -52,6 +54,39 @@ struct Contacts {
     first: FxHashMap<EmailKey, Step>,
     later: FxHashMap<EmailKey, Vec<Step>>,
     held: FxHashMap<EmailKey, Held<TagId>>,
+    /// The groups (interest ids, interned) of the contacts Mailchimp holds that are in any.
+    held_groups: FxHashMap<EmailKey, Vec<TagId>>,
+}
+
+impl<'a> Context<'a> {
+    fn new(
+        config: &'a Config,
+        categories: &'a [Category],
+        required: &'a [String],
+        names: &'a TagNames,
+    ) -> Self {
+        let group_labels = categories
+            .iter()
+            .flat_map(|c| {
+                c.interests.iter().map(move |i| (i.id.as_str(), format!("{} › {}", c.title, i.name)))
+            })
+            .collect();
+        Context {
+            group_labels,
+            rules: Rules {
+                resubscribe: config.resubscribe_policy,
+                skip_merge_validation: config.skip_merge_validation,
+            },
+            owned_tag_prefix: config.owned_tag_prefix.as_deref(),
+            required,
+            names,
+        }
+    }
+
+    fn group_label(&self, interest: TagId) -> String {
+        let id = self.names.name(interest);
+        self.group_labels.get(id).cloned().unwrap_or_else(|| format!("group {id}"))
+    }
 }
 
 impl Contacts {
@@ -131,6 +166,9 @@ pub struct Report {
     pub status_changes: BTreeMap<String, u64>,
     pub tags_added: u64,
     pub contacts_tagged: u64,
+    /// "Category › group" → how many contacts would join it, and leave it.
+    pub groups_joined: BTreeMap<String, u64>,
+    pub groups_left: BTreeMap<String, u64>,
     #[serde(flatten)]
     pub effects: Effects,
     pub mapping: Vec<String>,
@@ -167,18 +205,11 @@ pub async fn preview<W: Write>(
     report.contacts = contacts.first.len() as u64;
 
     look_up(&client, list, &mut contacts, &mut names, &mut report).await?;
-    let context = Context {
-        rules: Rules {
-            resubscribe: config.resubscribe_policy,
-            skip_merge_validation: config.skip_merge_validation,
-        },
-        owned_tag_prefix: config.owned_tag_prefix.as_deref(),
-        required: &required,
-        names: &names,
-    };
+    let context = Context::new(config, &audience.categories, &required, &names);
     for (key, first) in &contacts.first {
         let held = contacts.held.get(key).cloned().unwrap_or_default();
-        simulate(&context, contacts.steps(key, first), held, &mut report);
+        let groups = contacts.held_groups.get(key).cloned().unwrap_or_default();
+        simulate(&context, contacts.steps(key, first), (held, groups), &mut report);
     }
     report.rejected = report.rejected_by_reason.values().sum();
     let mapper = intake.mapper();
@@ -246,6 +277,9 @@ fn step_of(member: &Member, required: &[String], records: u32, names: &mut TagNa
         records,
         tags: names.set(&member.tags),
         owned_tags: member.owned_tags.as_ref().map(|owned| names.set(owned)),
+        groups: member.groups.as_ref().map(|groups| {
+            groups.interests.iter().map(|(id, on)| (names.id(id), on.as_bool() == Some(true))).collect()
+        }),
     }
 }
 
@@ -298,6 +332,7 @@ async fn look_up_one_by_one(
     let mut done = 0;
     while let Some((key, member)) = answers.try_next().await? {
         if let Some(member) = member {
+            contacts.held_groups.insert(key, held_groups_of(&member, names));
             contacts.held.insert(key, held_of(member, names));
         }
         done += 1;
@@ -321,6 +356,7 @@ async fn look_up_in_pages(
         for member in members {
             let key = email_key(&member.email_address);
             if contacts.first.contains_key(&key) {
+                contacts.held_groups.insert(key, held_groups_of(&member, names));
                 contacts.held.insert(key, held_of(member, names));
             }
         }
@@ -339,6 +375,10 @@ async fn look_up_in_pages(
     Ok(requests)
 }
 
+fn held_groups_of(member: &MemberSummary, names: &mut TagNames) -> Vec<TagId> {
+    member.interests.iter().filter(|(_, on)| **on).map(|(id, _)| names.id(id)).collect()
+}
+
 fn held_of(member: MemberSummary, names: &mut TagNames) -> Held<TagId> {
     let tags = member.tags.iter().map(|t| names.id(&t.name)).collect();
     match member.status {
@@ -349,6 +389,8 @@ fn held_of(member: MemberSummary, names: &mut TagNames) -> Held<TagId> {
 
 /// What the simulation reads besides the contact.
 struct Context<'a> {
+    /// Interest id → "Category › group".
+    group_labels: FxHashMap<&'a str, String>,
     rules: Rules,
     owned_tag_prefix: Option<&'a str>,
     required: &'a [String],
@@ -359,13 +401,14 @@ struct Context<'a> {
 fn simulate<'a>(
     context: &Context,
     steps: impl Iterator<Item = &'a Step>,
-    mut held: Held<TagId>,
+    (mut held, mut groups): (Held<TagId>, Vec<TagId>),
     report: &mut Report,
 ) {
     let before = match &held {
         Held::Member(status, _) => Some(*status),
         _ => None,
     };
+    let groups_before = groups.to_vec();
     let is_owned =
         |id: &TagId| context.owned_tag_prefix.is_some_and(|p| context.names.name(*id).starts_with(p));
     for step in steps {
@@ -387,17 +430,43 @@ fn simulate<'a>(
         held = after;
         report.created += u64::from(change.created);
         report.updated += u64::from(change.updated);
-        if let Some(reason) = change.rejected {
-            *report.rejected_by_reason.entry(reason).or_default() += u64::from(step.records);
+        if let Some(reason) = &change.rejected {
+            *report.rejected_by_reason.entry(reason.clone()).or_default() += u64::from(step.records);
         }
         report.effects.add(&change.effects);
         report.tags_added += change.tags_added;
         report.contacts_tagged += u64::from(change.tags_added > 0);
+        choose_groups(&mut groups, step, &change, &held);
     }
+    count_group_changes(context, &groups_before, &groups, report);
     if let (Some(from), Held::Member(to, _)) = (before, &held) {
         if from != *to {
             *report.status_changes.entry(format!("{from} → {to}")).or_default() += 1;
         }
+    }
+}
+
+/// A contact's groups after a step Mailchimp carried out: the step's choices; none once erased.
+fn choose_groups(groups: &mut Vec<TagId>, step: &Step, change: &crate::rules::Change, held: &Held<TagId>) {
+    if matches!(held, Held::Forgotten | Held::Absent) {
+        groups.clear();
+    }
+    let (Some(choices), true) = (&step.groups, change.created || change.updated) else { return };
+    for (interest, on) in choices.iter() {
+        groups.retain(|g| g != interest);
+        if *on {
+            groups.push(*interest);
+        }
+    }
+}
+
+/// Counts, per group, the contact joining or leaving it between the start and the end.
+fn count_group_changes(context: &Context, before: &[TagId], after: &[TagId], report: &mut Report) {
+    for interest in after.iter().filter(|g| !before.contains(g)) {
+        *report.groups_joined.entry(context.group_label(*interest)).or_default() += 1;
+    }
+    for interest in before.iter().filter(|g| !after.contains(g)) {
+        *report.groups_left.entry(context.group_label(*interest)).or_default() += 1;
     }
 }
 
@@ -436,6 +505,15 @@ pub fn render(report: &Report) -> String {
     }
     for line in report.effects.lines("would be") {
         text += &format!("{line}\n");
+    }
+    let changes: Vec<String> = report
+        .groups_joined
+        .iter()
+        .map(|(group, n)| format!("{n} would join {group}"))
+        .chain(report.groups_left.iter().map(|(group, n)| format!("{n} would leave {group}")))
+        .collect();
+    if !changes.is_empty() {
+        text += &format!("Groups: {}.\n", changes.join("; "));
     }
     text += &format!(
         "Tags: {} tag(s) would be added to {} contact(s).\n",

@@ -65,7 +65,11 @@ fn assert_preview_matches_write(fake: &FakeMailchimp, files: &Files, input: &str
         during.iter().map(|r| format!("{} {}", r.method, r.path)).collect::<Vec<_>>()
     );
 
+    let groups_before = groups_by_label(fake);
     let run = write(fake, files, input);
+    let (joined, left) = group_changes(&groups_before, &groups_by_label(fake));
+    assert_eq!(report["groups_joined"], joined, "groups joined: preview vs the audience after write");
+    assert_eq!(report["groups_left"], left, "groups left: preview vs the audience after write");
     let logs = run.logs();
     let summary = logs.lines().find(|l| l.starts_with("Sync finished")).unwrap().to_string();
     let expected = format!(
@@ -87,6 +91,84 @@ fn assert_preview_matches_write(fake: &FakeMailchimp, files: &Files, input: &str
         .collect();
     assert_eq!(reported, predicted, "\n{logs}");
     report
+}
+
+/// Each contact's groups, as "Category › group" labels (the way preview names them).
+fn groups_by_label(fake: &FakeMailchimp) -> std::collections::BTreeMap<String, Vec<String>> {
+    fake.with_list(LIST, |list| {
+        let labels: std::collections::HashMap<&str, String> = list
+            .groups
+            .categories
+            .iter()
+            .flat_map(|c| {
+                c.interests.iter().map(move |i| (i.id.as_str(), format!("{} › {}", c.title, i.name)))
+            })
+            .collect();
+        list.members
+            .values()
+            .filter(|m| m.status != "archived")
+            .map(|m| {
+                let on = m.interests.iter().filter(|(_, on)| **on).map(|(id, _)| labels[id.as_str()].clone());
+                (m.email_address.to_lowercase(), on.collect())
+            })
+            .collect()
+    })
+}
+
+/// Per group: how many contacts joined it and how many left it between two snapshots.
+fn group_changes(
+    before: &std::collections::BTreeMap<String, Vec<String>>,
+    after: &std::collections::BTreeMap<String, Vec<String>>,
+) -> (Value, Value) {
+    let (mut joined, mut left) = (serde_json::Map::new(), serde_json::Map::new());
+    let none = Vec::new();
+    let bump = |map: &mut serde_json::Map<String, Value>, label: &String| {
+        let count = map.get(label).and_then(Value::as_u64).unwrap_or(0) + 1;
+        map.insert(label.clone(), json!(count));
+    };
+    for (email, groups) in after {
+        let was = before.get(email).unwrap_or(&none);
+        groups.iter().filter(|g| !was.contains(g)).for_each(|g| bump(&mut joined, g));
+        was.iter().filter(|g| !groups.contains(g)).for_each(|g| bump(&mut left, g));
+    }
+    (Value::Object(joined), Value::Object(left))
+}
+
+#[test]
+fn preview_of_groups_matches_the_write_that_follows() {
+    let fake = fake_with(|list| {
+        list.groups.add_category("Newsletter topics", "checkboxes", &["Product news", "Events", "Offers"]);
+        list.put_member("carol@mail.io", "subscribed", json!({}));
+        let events = list.groups.interest_id("Newsletter topics", "Events").unwrap();
+        list.members
+            .get_mut(&fake_mailchimp::audience::subscriber_hash("carol@mail.io"))
+            .unwrap()
+            .interests
+            .insert(events, true);
+    });
+    let files = Files::new(&config(json!({})), &catalog(vec![stream("users", None, "append_dedup")]));
+    let input = [
+        record("users", None, json!({"email": "carol@mail.io", "newsletter_topics": "Offers"})),
+        record(
+            "users",
+            None,
+            json!({"email": "ada@mail.io", "newsletter_topics": ["Events", "product news"]}),
+        ),
+        record("users", None, json!({"email": "ada@mail.io", "newsletter_topics": ["Events"]})),
+        record("users", None, json!({"email": "bob@mail.io", "newsletter_topics": null})),
+    ]
+    .join("\n");
+    let (_, text, _) = preview(&fake, &files, &input, false);
+    assert!(
+        text.contains("Groups: 1 would join Newsletter topics › Events; 1 would join Newsletter topics › Offers; 1 would leave Newsletter topics › Events."),
+        "{text}"
+    );
+    let report = assert_preview_matches_write(&fake, &files, &input);
+    assert_eq!(
+        report["groups_joined"],
+        json!({"Newsletter topics › Events": 1, "Newsletter topics › Offers": 1})
+    );
+    assert_eq!(report["groups_left"], json!({"Newsletter topics › Events": 1}));
 }
 
 #[test]

@@ -327,7 +327,7 @@ impl Client {
         &self,
         key: &super::member::EmailKey,
     ) -> Result<Option<MemberSummary>, ConnectorError> {
-        let path = self.member_path(&super::member::hex(key), "?fields=email_address,status,tags");
+        let path = self.member_path(&super::member::hex(key), "?fields=email_address,status,tags,interests");
         Ok(self.call_reply(Call::Member, Method::GET, path, None).await?.answer())
     }
 
@@ -335,7 +335,7 @@ impl Client {
     pub async fn members_page(&self, offset: u64, count: u64) -> Result<MembersPage, ConnectorError> {
         let path = format!(
             "/lists/{}/members?count={count}&offset={offset}&fields=total_items,members.email_address,\
-             members.status,members.tags",
+             members.status,members.tags,members.interests",
             self.list_path_id()
         );
         self.call(Call::Members, Method::GET, path, None).await

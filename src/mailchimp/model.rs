@@ -134,6 +134,9 @@ pub struct MemberSummary {
     pub status: MemberStatus,
     #[serde(default)]
     pub tags: Vec<TagRef>,
+    /// Interest id → whether the contact is in that group.
+    #[serde(default)]
+    pub interests: std::collections::BTreeMap<String, bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
