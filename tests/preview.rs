@@ -255,7 +255,7 @@ fn the_readable_report_names_each_kind_of_change() {
     for expected in [
         "Nothing was written.",
         "Read 9 records and 3 states: 5 distinct contacts",
-        "Stream 'crm.customers': mapping fname → FNAME, lname → LNAME, phone → PHONE; not sent: plan, updated_at.",
+        "Stream 'crm.customers': mapping fname → FNAME, lname → LNAME, phone → PHONE; not sent: newsletter_topics, plan, updated_at.",
         "Contacts: 4 would be created, 1 updated.",
         "Rejected records: 2.",
         "1 × the email field 'email' is null",
