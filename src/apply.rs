@@ -142,7 +142,11 @@ async fn upsert(
 ) -> Result<Option<()>, ConnectorError> {
     let mut members: FxHashMap<EmailKey, MemberSummary> = FxHashMap::default();
     let sent = entries.iter().filter(|e| e.member.action == Action::Upsert).count();
-    let Some(response) = client.batch_subscribe(body.into(), sent, first, policy.read_members).await? else {
+    let permissions =
+        entries.iter().any(|e| e.member.action == Action::Upsert && e.member.permissions.is_some());
+    let Some(response) =
+        client.batch_subscribe(body.into(), sent, first, policy.read_members, permissions).await?
+    else {
         return Ok(None);
     };
     outcome.created += response.total_created;
@@ -160,10 +164,53 @@ async fn upsert(
     for member in accepted.iter().filter(|m| !blocked.iter().any(|b| b.key == m.key)) {
         outcome.effects.count_status(member.status, member.deleted_at_source);
     }
-    match &policy.owned_tag_prefix {
-        Some(prefix) => remove_stale_tags(client, prefix, &accepted, &members, outcome).await,
-        None => Ok(Some(())),
+    if let Some(prefix) = &policy.owned_tag_prefix {
+        if remove_stale_tags(client, prefix, &accepted, &members, outcome).await?.is_none() {
+            return Ok(None);
+        }
     }
+    if permissions {
+        return set_permissions(client, &accepted, &members, outcome).await;
+    }
+    Ok(Some(()))
+}
+
+/// Sets the GDPR marketing permissions that the contacts' records give and that differ from what
+/// Mailchimp holds (read from the batch answer), one call per contact that has a change; a
+/// permission the audience does not have is left out and counted.
+async fn set_permissions(
+    client: &Client,
+    accepted: &[&Member],
+    members: &FxHashMap<EmailKey, MemberSummary>,
+    outcome: &mut Outcome,
+) -> Result<Option<()>, ConnectorError> {
+    let mut calls = Vec::new();
+    for member in accepted {
+        let (Some(wanted), Some(held)) = (member.permissions.as_ref(), members.get(&member.key)) else {
+            continue;
+        };
+        let mut changes = Vec::new();
+        for (name, enabled) in wanted.iter() {
+            match held.marketing_permissions.iter().find(|p| crate::mapping::normalize(&p.text) == *name) {
+                Some(state) if state.enabled != *enabled => {
+                    changes.push((state.marketing_permission_id.clone(), *enabled))
+                }
+                Some(_) => {}
+                None => outcome.effects.permissions_unknown += 1,
+            }
+        }
+        if !changes.is_empty() {
+            calls.push(async move { client.set_permissions(&member.email_address, &changes).await });
+        }
+    }
+    for applied in futures::future::try_join_all(calls).await? {
+        match applied {
+            None => return Ok(None),
+            Some(Applied::Done) => outcome.effects.permissions_changed += 1,
+            Some(Applied::NotFound) => {}
+        }
+    }
+    Ok(Some(()))
 }
 
 /// Owned-tag mode: removes the owned tags each contact carries that its record no longer has.
@@ -223,7 +270,8 @@ async fn resubscribe(
         }
         let Some(body) = members_body(waiting.iter()) else { break };
         let sent = waiting.len();
-        let Some(response) = client.batch_subscribe(body.into(), sent, None, policy.read_members).await?
+        let Some(response) =
+            client.batch_subscribe(body.into(), sent, None, policy.read_members, false).await?
         else {
             return Ok(None);
         };
@@ -261,9 +309,15 @@ fn absorb(outcome: &mut Outcome, members: &mut FxHashMap<EmailKey, MemberSummary
         let email = error.email_address.as_deref().unwrap_or("");
         outcome.rejected.insert(email_key(email), reason(error));
     }
-    for member in response.new_members.into_iter().chain(response.updated_members) {
+    for mut member in response.new_members.into_iter().chain(response.updated_members) {
         let key = email_key(&member.email_address);
         outcome.rejected.remove(&key);
+        // A second answer (a blocked re-subscription sent again) does not repeat the permissions.
+        if let Some(earlier) = members.get_mut(&key) {
+            if member.marketing_permissions.is_empty() {
+                member.marketing_permissions = std::mem::take(&mut earlier.marketing_permissions);
+            }
+        }
         members.insert(key, member);
     }
 }
@@ -299,6 +353,7 @@ mod tests {
             owned_tags: None,
             deleted_at_source: false,
             groups: None,
+            permissions: None,
         };
         let mut outcome = Outcome::default();
         let mut members = FxHashMap::default();

@@ -147,6 +147,12 @@ fn merge_into(earlier: &mut Member, later: Member) {
     earlier.deleted_at_source |= later.deleted_at_source;
     earlier.merge_fields.extend(later.merge_fields);
     earlier.attributes.extend(later.attributes);
+    if let Some(later) = later.permissions {
+        // The later record's value wins for each permission it names.
+        let earlier = earlier.permissions.get_or_insert_with(Default::default);
+        earlier.retain(|(name, _)| !later.iter().any(|(n, _)| n == name));
+        earlier.extend(*later);
+    }
     match (&mut earlier.groups, later.groups) {
         (Some(earlier), Some(later)) => earlier.merge(*later),
         (slot @ None, later) => *slot = later,
@@ -186,6 +192,7 @@ mod tests {
             owned_tags: None,
             deleted_at_source: false,
             groups: None,
+            permissions: None,
         }
     }
 

@@ -32,5 +32,13 @@ pub async fn check(config_path: &Path) -> Result<String, ConnectorError> {
             required.join(", ")
         ));
     }
+    // Explicit mappings are checked against the audience as a sync would (no catalog here).
+    let no_streams = crate::catalog::ConfiguredCatalog { streams: Vec::new() };
+    let mapper = crate::mapping::Mapper::new(&config, &no_streams, merge_fields, &audience.categories)?
+        .with_gdpr(list.marketing_permissions);
+    if let Some(warning) = mapper.permissions_not_applicable() {
+        message.push(' ');
+        message.push_str(&warning);
+    }
     Ok(message)
 }

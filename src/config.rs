@@ -124,6 +124,7 @@ struct RawFieldMapping {
     record_field: String,
     merge_tag: Option<String>,
     group: Option<String>,
+    marketing_permission: Option<String>,
 }
 
 /// Where an explicit field mapping sends a record field.
@@ -133,6 +134,8 @@ pub enum MappingTarget {
     MergeTag(String),
     /// A group category, by its title.
     Group(String),
+    /// A GDPR marketing permission, by its text.
+    MarketingPermission(String),
 }
 
 /// An integer setting; JSON Schema's `integer` also admits `5.0`, so a whole float is accepted too.
@@ -257,14 +260,21 @@ fn field_mappings(raw: Vec<RawFieldMapping>) -> Result<Vec<(String, MappingTarge
     let mut mappings = Vec::new();
     for mapping in raw {
         let field = mapping.record_field.trim().to_string();
-        let target = match (text(mapping.merge_tag), text(mapping.group)) {
-            (Some(tag), None) => MappingTarget::MergeTag(tag),
-            (None, Some(group)) => MappingTarget::Group(group),
-            (None, None) => continue,
-            (Some(tag), Some(group)) => {
+        let targets: Vec<MappingTarget> = [
+            text(mapping.merge_tag).map(MappingTarget::MergeTag),
+            text(mapping.group).map(MappingTarget::Group),
+            text(mapping.marketing_permission).map(MappingTarget::MarketingPermission),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let target = match <[MappingTarget; 1]>::try_from(targets) {
+            Ok([target]) => target,
+            Err(targets) if targets.is_empty() => continue,
+            Err(_) => {
                 return Err(ConnectorError::config(format!(
-                "field_mappings maps '{field}' to both the merge tag '{tag}' and the group '{group}'; give \
-                     each entry one of them."
+                "field_mappings gives '{field}' more than one of merge_tag, group and marketing_permission; \
+                     give each entry one of them."
             )))
             }
         };

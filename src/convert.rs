@@ -145,7 +145,8 @@ fn number(value: &Value) -> Result<Value, String> {
     }
 }
 
-fn boolean(value: &Value) -> Result<bool, String> {
+/// A boolean: true or false, 1 or 0, "yes" or "no", "true" or "false" (any case).
+pub fn boolean(value: &Value) -> Result<bool, String> {
     match value {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) if n.as_f64() == Some(1.0) => Ok(true),

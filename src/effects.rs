@@ -30,6 +30,10 @@ pub struct Effects {
     /// would not create (left out of the contacts).
     pub groups_created: u64,
     pub groups_not_created: u64,
+    /// Contacts whose GDPR marketing permissions were changed, and permission values that named a
+    /// permission the audience does not have (left out).
+    pub permissions_changed: u64,
+    pub permissions_unknown: u64,
 }
 
 impl Effects {
@@ -47,6 +51,8 @@ impl Effects {
         self.contacts_untagged += other.contacts_untagged;
         self.groups_created += other.groups_created;
         self.groups_not_created += other.groups_not_created;
+        self.permissions_changed += other.permissions_changed;
+        self.permissions_unknown += other.permissions_unknown;
     }
 
     /// Counts a contact whose `status` was sent and accepted (a deletion, or the status field).
@@ -92,6 +98,13 @@ impl Effects {
             lines.push(format!(
                 "Owned tags: {} stale tag(s) {verb} removed from {} contact(s); other tags {verb} left alone.",
                 self.tags_removed, self.contacts_untagged
+            ));
+        }
+        if self.permissions_changed + self.permissions_unknown > 0 {
+            lines.push(format!(
+                "Marketing permissions: {} contact(s)' permissions {verb} changed as the source says; {} value(s) \
+                 {verb} left out because the audience has no such permission.",
+                self.permissions_changed, self.permissions_unknown
             ));
         }
         if self.groups_created + self.groups_not_created > 0 {

@@ -36,6 +36,8 @@ enum Target {
     Merge(usize),
     /// The group category at this index of the audience's categories.
     Group(usize),
+    /// The GDPR marketing permission at this index of the mapper's permission names.
+    Permission(usize),
     Attribute(&'static str),
     Ignored,
 }
@@ -72,6 +74,9 @@ pub struct Mapper {
     settings: RecordSettings,
     merge_fields: Vec<MergeField>,
     categories: Vec<Category>,
+    /// GDPR marketing permissions named by the mapping (their text, normalized), and whether the
+    /// audience has GDPR fields at all.
+    permissions: (Vec<String>, bool),
     /// Explicit record field → merge field or category, from the config.
     explicit: FxHashMap<String, Target>,
     streams: FxHashMap<StreamKey, StreamPlan>,
@@ -110,8 +115,15 @@ impl Mapper {
         categories: &[Category],
     ) -> Result<Self, ConnectorError> {
         let mut explicit = FxHashMap::default();
+        let mut permissions = Vec::new();
         for (field, target) in &config.field_mappings {
-            explicit.insert(field.clone(), explicit_target(field, target, merge_fields, categories)?);
+            let target = match target {
+                MappingTarget::MarketingPermission(text) => {
+                    Target::Permission(intern(&mut permissions, normalize(text)))
+                }
+                other => explicit_target(field, other, merge_fields, categories)?,
+            };
+            explicit.insert(field.clone(), target);
         }
         let mut mapper = Self {
             settings: RecordSettings {
@@ -125,6 +137,7 @@ impl Mapper {
             },
             merge_fields: merge_fields.to_vec(),
             categories: categories.to_vec(),
+            permissions: (permissions, false),
             explicit,
             streams: FxHashMap::default(),
             findings: Findings::default(),
@@ -145,9 +158,13 @@ impl Mapper {
     /// The matching rules, in order: explicit mapping; member attribute; merge tag (any case);
     /// the merge field's name normalized ("First Name" → first_name); a common alias; a group
     /// category's title normalized ("Newsletter topics" → newsletter_topics).
-    fn target_for(&self, name: &str) -> Target {
+    fn target_for(&mut self, name: &str) -> Target {
         if let Some(target) = self.explicit.get(name) {
             return *target;
+        }
+        // `marketing_permission_` and the permission's text normalized: `marketing_permission_email`.
+        if let Some(permission) = normalize(name).strip_prefix("marketing_permission_") {
+            return Target::Permission(intern(&mut self.permissions.0, permission.to_string()));
         }
         if let Some(attribute) = ATTRIBUTES.iter().find(|a| a.eq_ignore_ascii_case(name)) {
             return Target::Attribute(attribute);
@@ -175,6 +192,24 @@ impl Mapper {
                     .map(Target::Group)
             })
             .unwrap_or(Target::Ignored)
+    }
+
+    /// Says whether the audience has GDPR fields: without them, permission values are not sent.
+    pub fn with_gdpr(mut self, gdpr: bool) -> Self {
+        self.permissions.1 = gdpr;
+        self
+    }
+
+    /// A warning when fields map to marketing permissions but the audience has no GDPR fields.
+    pub fn permissions_not_applicable(&self) -> Option<String> {
+        if self.permissions.1 || self.permissions.0.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "Fields map to the GDPR marketing permissions {}, but this audience has no GDPR fields: those \
+             values are not sent (turn on GDPR fields in Audience → Settings to use them).",
+            self.permissions.0.join(", ")
+        ))
     }
 
     /// Puts the catalog's name on a record's stream (the only catalog stream of that name, when the
@@ -358,18 +393,13 @@ impl Mapper {
                     Err(reason) => (value, reason),
                 }
             }
-            (Target::Group(i), value) => match crate::groups::selection(&self.categories[i], &value) {
-                Ok(None) => return,
-                Ok(Some(selection)) => {
-                    let unknown = self.choose(member, i, selection);
-                    if unknown.is_empty() {
-                        return;
-                    }
-                    let category = &self.categories[i].title;
-                    let reason = format!("no group called '{}' in '{category}'", unknown.join("', '"));
-                    (value, reason)
-                }
-                Err(reason) => (value, reason),
+            (Target::Group(i), value) => match self.group_value(member, i, &value) {
+                Some(reason) => (value, reason),
+                None => return,
+            },
+            (Target::Permission(i), value) => match self.permission_value(member, i, &value) {
+                Some(reason) => (value, reason),
+                None => return,
             },
             (Target::Attribute(attribute), value) => match convert::attribute_value(attribute, &value) {
                 Ok(Some(v)) => {
@@ -381,6 +411,41 @@ impl Mapper {
             },
         };
         self.count_drop(stream, name, target, &value, reason);
+    }
+
+    /// A group category's value on the member; the reason when some or all of it is not sent.
+    fn group_value(&self, member: &mut Member, category: usize, value: &Value) -> Option<String> {
+        match crate::groups::selection(&self.categories[category], value) {
+            Ok(None) => None,
+            Ok(Some(selection)) => {
+                let unknown = self.choose(member, category, selection);
+                let title = &self.categories[category].title;
+                (!unknown.is_empty())
+                    .then(|| format!("no group called '{}' in '{title}'", unknown.join("', '")))
+            }
+            Err(reason) => Some(reason),
+        }
+    }
+
+    /// A marketing permission's value on the member (null: left as it is); the reason when it is
+    /// not sent.
+    fn permission_value(&self, member: &mut Member, permission: usize, value: &Value) -> Option<String> {
+        if value.is_null() {
+            return None;
+        }
+        if !self.permissions.1 {
+            return Some("the audience has no GDPR marketing permissions".into());
+        }
+        match convert::boolean(value) {
+            Ok(enabled) => {
+                let name = self.permissions.0[permission].clone();
+                let permissions = member.permissions.get_or_insert_with(Default::default);
+                permissions.retain(|(n, _)| *n != name);
+                permissions.push((name, enabled));
+                None
+            }
+            Err(reason) => Some(reason),
+        }
     }
 
     /// Puts a category's selection on the member; returns the names the category lacks that are
@@ -462,6 +527,7 @@ impl Mapper {
         match target {
             Target::Merge(i) => self.merge_fields[i].tag.clone(),
             Target::Group(i) => format!("the group category '{}'", self.categories[i].title),
+            Target::Permission(i) => format!("the marketing permission '{}'", self.permissions.0[i]),
             Target::Attribute(a) => format!("{a} (member attribute)"),
             Target::Ignored => "nothing".into(),
         }
@@ -546,6 +612,17 @@ impl Mapper {
     }
 }
 
+/// The index of `name` in `names`, added when it is new.
+fn intern(names: &mut Vec<String>, name: String) -> usize {
+    match names.iter().position(|n| *n == name) {
+        Some(i) => i,
+        None => {
+            names.push(name);
+            names.len() - 1
+        }
+    }
+}
+
 /// The target of an explicit mapping; a config error when the audience lacks it.
 fn explicit_target(
     field: &str,
@@ -564,6 +641,7 @@ fn explicit_target(
                 ))
             })
         }
+        MappingTarget::MarketingPermission(_) => unreachable!("permissions are interned by the mapper"),
         MappingTarget::Group(title) => categories
             .iter()
             .position(|c| c.title.trim().eq_ignore_ascii_case(title.trim()))

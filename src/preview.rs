@@ -186,7 +186,8 @@ pub async fn preview<W: Write>(
     let client = Client::new(&config.client_settings())?;
     let audience = client.audience().await?;
     let (list, merge_fields) = (&audience.list, &audience.merge_fields);
-    let mapper = Mapper::new(config, catalog, merge_fields, &audience.categories)?;
+    let mapper = Mapper::new(config, catalog, merge_fields, &audience.categories)?
+        .with_gdpr(list.marketing_permissions);
     let required: Vec<String> = merge_fields.iter().filter(|f| f.required).map(|f| f.tag.clone()).collect();
     let mut report = Report {
         audience: list.name.clone(),

@@ -84,9 +84,13 @@ impl<'a, W: Write> Writer<'a, W> {
                 settings_summary(config),
             ),
         )?;
-        let mapper = Mapper::new(config, catalog, merge_fields, &audience.categories)?;
+        let mapper = Mapper::new(config, catalog, merge_fields, &audience.categories)?
+            .with_gdpr(list.marketing_permissions);
         for (complete, line) in mapper.plan_report() {
             out.log(if complete { Level::Info } else { Level::Warn }, &line)?;
+        }
+        if let Some(warning) = mapper.permissions_not_applicable() {
+            out.log(Level::Warn, &warning)?;
         }
         Ok(Self {
             out,

@@ -182,7 +182,11 @@ impl Client {
 
     /// `GET /lists/{id}`: the audience exists and the key may read it.
     pub async fn list(&self) -> Result<ListInfo, ConnectorError> {
-        let path = format!("/lists/{}?fields=id,name,double_optin,stats.member_count,stats.unsubscribe_count,stats.cleaned_count", self.list_path_id());
+        let path = format!(
+            "/lists/{}?fields=id,name,double_optin,marketing_permissions,stats.member_count,stats.unsubscribe_count,\
+             stats.cleaned_count",
+            self.list_path_id()
+        );
         self.call(Call::List, Method::GET, path, None).await
     }
 
@@ -271,7 +275,8 @@ impl Client {
     /// `POST /lists/{id}` with a prepared JSON body (members plus `update_existing: true`).
     /// `None` when the client was closed before the batch could be sent.
     /// `first`, when given, is the connection the first attempt uses (reserved in input order).
-    /// `with_tags`: the answer lists each member's address and tags (owned-tag mode needs them).
+    /// `with_members`: the answer lists each member's address, status and tags (status intents and
+    /// owned tags need them) and, with `with_permissions`, its marketing permissions.
     /// The answer must account for all `members` sent (created, updated or refused); one that does
     /// not is retried like a failure, never taken as success.
     pub async fn batch_subscribe(
@@ -279,17 +284,20 @@ impl Client {
         body: bytes::Bytes,
         members: usize,
         first: Option<OwnedSemaphorePermit>,
-        with_tags: bool,
+        with_members: bool,
+        with_permissions: bool,
     ) -> Result<Option<BatchResponse>, ConnectorError> {
         // Only what is read is asked for (Mailchimp's partial responses): this saves transfer and
         // parsing on both sides. If `fields` were ignored, the full answer still decodes.
-        let mut path = if with_tags {
-            format!(
-                "/lists/{}?fields=total_created,total_updated,errors,new_members.email_address,\
-                 new_members.status,new_members.tags,updated_members.email_address,updated_members.status,\
-                 updated_members.tags",
-                self.list_path_id()
-            )
+        let mut path = if with_members || with_permissions {
+            let mut fields = String::from("total_created,total_updated,errors");
+            for group in ["new_members", "updated_members"] {
+                fields.push_str(&format!(",{group}.email_address,{group}.status,{group}.tags"));
+                if with_permissions {
+                    fields.push_str(&format!(",{group}.marketing_permissions"));
+                }
+            }
+            format!("/lists/{}?fields={fields}", self.list_path_id())
         } else {
             format!("/lists/{}?exclude_fields=new_members,updated_members", self.list_path_id())
         };
@@ -320,6 +328,22 @@ impl Client {
         let body = serde_json::to_vec(&serde_json::json!({"tags": tags, "is_syncing": true}))
             .expect("a JSON value always serializes");
         self.on_contact(Call::RemoveTags, Method::POST, email, "/tags", Some(body.into())).await
+    }
+
+    /// `PATCH …/members/{hash}` setting these marketing permissions (id, enabled). `None` when the
+    /// client was closed.
+    pub async fn set_permissions(
+        &self,
+        email: &str,
+        permissions: &[(String, bool)],
+    ) -> Result<Option<Applied>, ConnectorError> {
+        let permissions: Vec<serde_json::Value> = permissions
+            .iter()
+            .map(|(id, enabled)| serde_json::json!({"marketing_permission_id": id, "enabled": enabled}))
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({"marketing_permissions": permissions}))
+            .expect("a JSON value always serializes");
+        self.on_contact(Call::Permissions, Method::PATCH, email, "", Some(body.into())).await
     }
 
     /// `GET …/members/{hash}` with only the address, status and tags; `None` when there is no such contact.
@@ -644,6 +668,7 @@ fn call_name(call: Call) -> &'static str {
         Call::Archive => "archiving a contact",
         Call::DeletePermanently => "permanently deleting a contact",
         Call::RemoveTags => "removing a contact's tags",
+        Call::Permissions => "setting a contact's marketing permissions",
         Call::Member => "reading a contact",
         Call::Members => "reading the audience's contacts",
     }

@@ -104,7 +104,8 @@ pub enum Action {
     DeletePermanently,
 }
 
-/// One contact as sent in a batch-subscribe request. `status` is sent only for an explicit change
+/// One contact as sent in a batch-subscribe request (one field per part of Mailchimp's member body,
+/// plus what the sync needs to apply it: hence its width). `status` is sent only for an explicit change
 /// the source asks for (an opt-out, a subscription, a deletion as unsubscribe); otherwise existing
 /// contacts keep theirs, and `status_if_new` applies only to contacts new to the audience.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -134,6 +135,10 @@ pub struct Member {
     /// The record was a deletion at the source (for the counts).
     #[serde(skip)]
     pub deleted_at_source: bool,
+    /// GDPR marketing permissions the record sets: (permission text normalized, enabled). Not in the
+    /// batch body (Mailchimp takes them per member); `None` for most contacts.
+    #[serde(skip)]
+    pub permissions: Option<Box<Vec<(String, bool)>>>,
 }
 
 impl Member {
@@ -151,6 +156,7 @@ impl Member {
             action,
             owned_tags: None,
             deleted_at_source: false,
+            permissions: None,
         }
     }
 }

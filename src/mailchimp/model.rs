@@ -12,6 +12,9 @@ pub struct ListInfo {
     pub name: String,
     #[serde(default)]
     pub double_optin: bool,
+    /// Whether the audience has GDPR fields (marketing permissions).
+    #[serde(default)]
+    pub marketing_permissions: bool,
     #[serde(default)]
     pub stats: ListStats,
 }
@@ -137,6 +140,19 @@ pub struct MemberSummary {
     /// Interest id → whether the contact is in that group.
     #[serde(default)]
     pub interests: std::collections::BTreeMap<String, bool>,
+    /// The audience's GDPR marketing permissions with this contact's choice (GDPR audiences only).
+    #[serde(default)]
+    pub marketing_permissions: Vec<PermissionState>,
+}
+
+/// One marketing permission of a contact, as Mailchimp shows it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct PermissionState {
+    pub marketing_permission_id: String,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -17,6 +17,7 @@ pub enum Call {
     Archive,
     DeletePermanently,
     RemoveTags,
+    Permissions,
     Member,
     Members,
 }
@@ -24,19 +25,24 @@ pub enum Call {
 impl Call {
     /// Calls that change the audience: a permanent failure of one ends the sync.
     pub fn writes(self) -> bool {
+        // Creating a group is left out: a group Mailchimp refuses is left out of the contacts,
+        // and the sync goes on.
         matches!(
             self,
             Call::BatchSubscribe
                 | Call::Archive
                 | Call::DeletePermanently
                 | Call::RemoveTags
-                | Call::CreateInterest
+                | Call::Permissions
         )
     }
 
     /// Calls on one contact, where a 404 is an answer (no such contact), not a failure.
     fn on_one_contact(self) -> bool {
-        matches!(self, Call::Archive | Call::DeletePermanently | Call::RemoveTags | Call::Member)
+        matches!(
+            self,
+            Call::Archive | Call::DeletePermanently | Call::RemoveTags | Call::Permissions | Call::Member
+        )
     }
 }
 
@@ -130,10 +136,12 @@ mod tests {
             Call::Archive,
             Call::DeletePermanently,
             Call::RemoveTags,
+            Call::Permissions,
             Call::Member,
             Call::Members,
         ];
-        let on_contact = [Call::Archive, Call::DeletePermanently, Call::RemoveTags, Call::Member];
+        let on_contact =
+            [Call::Archive, Call::DeletePermanently, Call::RemoveTags, Call::Permissions, Call::Member];
         for call in all {
             let not_found = if on_contact.contains(&call) { Outcome::NotFound } else { config };
             let table = [

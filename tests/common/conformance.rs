@@ -68,8 +68,10 @@ fn document() -> &'static Value {
             statuses.push(json!("archived"));
         }
         let one_member = json!({"$ref": "#/components/schemas/List_Members"});
-        let get_member = &mut document["paths"]["/lists/{list_id}/members/{subscriber_hash}"]["get"];
-        get_member["responses"]["200"]["content"]["application/json"]["schema"] = one_member;
+        for method in ["get", "put", "patch"] {
+            let operation = &mut document["paths"]["/lists/{list_id}/members/{subscriber_hash}"][method];
+            operation["responses"]["200"]["content"]["application/json"]["schema"] = one_member.clone();
+        }
         document
     })
 }

@@ -39,6 +39,8 @@ pub struct FakeMember {
     pub tags: Vec<String>,
     /// Interest id → whether the member is in that group (ids never set are false).
     pub interests: BTreeMap<String, bool>,
+    /// Marketing permission id → enabled (ids never set are false).
+    pub marketing_permissions: BTreeMap<String, bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,6 +55,8 @@ pub struct FakeList {
     pub forgotten: HashSet<String>,
     /// Interest categories and their interests.
     pub groups: Groups,
+    /// GDPR marketing permissions of the audience (id, text); `None` when it has no GDPR fields.
+    pub marketing_permissions: Option<Vec<(String, String)>>,
 }
 
 /// A 400-class answer for a whole request: title, detail and field errors.
@@ -76,7 +80,57 @@ impl FakeList {
             members: FxHashMap::default(),
             forgotten: HashSet::new(),
             groups: Groups::default(),
+            marketing_permissions: None,
         }
+    }
+
+    /// Turns on GDPR fields with these permissions (their ids differ per audience, as in Mailchimp).
+    pub fn enable_gdpr(&mut self, texts: &[&str]) {
+        let seed = self.id.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let permissions = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| (format!("{:010x}", (seed + i as u64 * 104_729) % (1 << 40)), text.to_string()));
+        self.marketing_permissions = Some(permissions.collect());
+    }
+
+    /// The id of the permission with this text (test assertions).
+    pub fn permission_id(&self, text: &str) -> Option<String> {
+        self.marketing_permissions.as_ref()?.iter().find(|(_, t)| t == text).map(|(id, _)| id.clone())
+    }
+
+    /// `PATCH /lists/{id}/members/{hash}` with `marketing_permissions`: `Ok(None)` when there is no
+    /// such contact; a rejection for an audience without GDPR fields or an unknown permission id.
+    pub fn patch_member(&mut self, hash: &str, body: &Value) -> Result<Option<Value>, Rejection> {
+        let invalid = |message: String| {
+            Rejection {
+            status: 400,
+            title: "Invalid Resource".into(),
+            detail: "The resource submitted could not be validated. For field-specific details, see the 'errors' array.".into(),
+            errors: vec![("marketing_permissions".into(), message)],
+        }
+        };
+        let changes =
+            body.get("marketing_permissions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let known = self.marketing_permissions.clone();
+        if !changes.is_empty() && known.is_none() {
+            return Err(invalid("This audience does not have marketing permissions enabled.".into()));
+        }
+        let Some(member) = self.members.get_mut(hash).filter(|m| m.status != "archived") else {
+            return Ok(None);
+        };
+        for change in &changes {
+            let id = change.get("marketing_permission_id").and_then(Value::as_str).unwrap_or("");
+            let enabled = change.get("enabled").and_then(Value::as_bool);
+            match (known.iter().flatten().any(|(k, _)| k == id), enabled) {
+                (true, Some(enabled)) => {
+                    member.marketing_permissions.insert(id.to_string(), enabled);
+                }
+                _ => return Err(invalid(format!("Invalid marketing permission '{id}'."))),
+            }
+        }
+        let member = member.clone();
+        Ok(Some(self.member_json(&member)))
     }
 
     /// An audience with Mailchimp's default merge fields (FNAME, LNAME, ADDRESS, PHONE) and BIRTHDAY.
@@ -114,6 +168,7 @@ impl FakeList {
             merge_fields: merge_fields.as_object().cloned().unwrap_or_default(),
             tags: Vec::new(),
             interests: BTreeMap::new(),
+            marketing_permissions: BTreeMap::new(),
         };
         self.members.insert(subscriber_hash(email), member);
     }
@@ -133,6 +188,7 @@ impl FakeList {
     pub fn info(&self) -> Value {
         let count = |status: &str| self.members.values().filter(|m| m.status == status).count();
         json!({"id": self.id, "web_id": 100001, "name": self.name, "double_optin": self.double_optin,
+               "marketing_permissions": self.marketing_permissions.is_some(),
                "stats": {"member_count": count("subscribed"), "unsubscribe_count": count("unsubscribed"),
                          "cleaned_count": count("cleaned"), "merge_field_count": self.merge_fields.len()}})
     }
@@ -150,6 +206,9 @@ impl FakeList {
         json!({"id": hash, "email_address": member.email_address, "unique_email_id": &hash[..10],
                "email_type": "html", "status": member.status, "merge_fields": merge_fields,
                "interests": self.groups.member_interests(&member.interests),
+               "marketing_permissions": self.marketing_permissions.iter().flatten().map(|(id, text)| json!({
+                   "marketing_permission_id": id, "text": text,
+                   "enabled": member.marketing_permissions.get(id).copied().unwrap_or(false)})).collect::<Vec<_>>(),
                "tags_count": tags.len(), "tags": tags, "list_id": self.id})
     }
 
@@ -312,6 +371,7 @@ impl FakeList {
                     merge_fields,
                     tags: Vec::new(),
                     interests,
+                    marketing_permissions: BTreeMap::new(),
                 };
                 add_tags(&mut member.tags, tags);
                 self.members.insert(hash.clone(), member);

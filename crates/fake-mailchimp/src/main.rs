@@ -74,7 +74,11 @@ async fn main() -> std::io::Result<()> {
                 std::process::exit(2);
             }
             let mut list = FakeList::with_default_fields(&list_id, "HeroPixel Demo Audience");
-            list.groups.add_category("Newsletter topics", "checkboxes", &["Product news", "Events", "Offers"]);
+            list.groups.add_category(
+                "Newsletter topics",
+                "checkboxes",
+                &["Product news", "Events", "Offers"],
+            );
             for email in &unsubscribed {
                 list.put_member(email, "unsubscribed", serde_json::json!({}));
             }

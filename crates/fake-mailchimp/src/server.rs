@@ -180,6 +180,15 @@ fn api(
             }
             None => not_found(),
         },
+        ("PATCH", ["lists", id, "members", hash]) => {
+            let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
+            let Ok(body) = serde_json::from_slice::<Value>(body) else { return json_parse_error() };
+            match list.patch_member(hash, &body) {
+                Ok(Some(member)) => json_response(StatusCode::OK, partial(member, query)),
+                Ok(None) => not_found(),
+                Err(rejection) => rejection_response(&rejection),
+            }
+        }
         ("DELETE", ["lists", id, "members", hash]) => {
             no_content_if(lists.iter_mut().find(|l| l.id == *id).is_some_and(|l| l.archive(hash)))
         }
