@@ -266,7 +266,6 @@ impl FakeList {
     }
 
     /// One member of a batch. Ok((hash, created)) or Err((error, error_code, field, field_message)).
-    #[allow(clippy::type_complexity)]
     fn upsert(
         &mut self,
         item: &Value,
@@ -274,8 +273,75 @@ impl FakeList {
         update_existing: bool,
         skip_merge_validation: bool,
         seen: &mut HashSet<String>,
-    ) -> Result<(String, bool), (String, &'static str, String, String)> {
-        let generic = |error: String| (error, "ERROR_GENERIC", String::new(), String::new());
+    ) -> Result<(String, bool), MemberFailure> {
+        let upsert = self.read_item(item, email, seen)?;
+        let hash = upsert.hash.clone();
+        if let Some(archived) = self.members.get_mut(&hash).filter(|m| m.status == "archived") {
+            // An upsert restores an archived contact, with the history it had.
+            archived.status = upsert.status.or(upsert.status_if_new).unwrap_or("subscribed").to_string();
+            archived.email_address = email.to_string();
+            upsert.apply_fields(archived);
+            return Ok((hash, true));
+        }
+        match self.members.get_mut(&hash) {
+            Some(_) if !update_existing => Err((
+                format!("{email} is already a list member. Use PUT to insert or update list members."),
+                "ERROR_CONTACT_EXISTS",
+                String::new(),
+                String::new(),
+            )),
+            Some(member) => {
+                if let Some(new_status) = upsert.status {
+                    if new_status == "subscribed"
+                        && matches!(member.status.as_str(), "unsubscribed" | "cleaned")
+                    {
+                        return Err(generic(format!(
+                            "{email} is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed."
+                        )));
+                    }
+                    member.status = new_status.to_string();
+                }
+                upsert.apply_fields(member);
+                Ok((hash, false))
+            }
+            None => {
+                if !skip_merge_validation {
+                    let missing = self
+                        .merge_fields
+                        .iter()
+                        .find(|f| f.required && !upsert.merge_fields.contains_key(&f.tag));
+                    if let Some(field) = missing {
+                        let field = format!("merge_fields.{}", field.tag);
+                        return Err((
+                            "Your merge fields were invalid.".into(),
+                            "ERROR_GENERIC",
+                            field,
+                            "Please enter a value".into(),
+                        ));
+                    }
+                }
+                let mut member = FakeMember {
+                    email_address: email.to_string(),
+                    status: upsert.status.or(upsert.status_if_new).unwrap_or("subscribed").to_string(),
+                    merge_fields: Map::new(),
+                    tags: Vec::new(),
+                    interests: BTreeMap::new(),
+                    marketing_permissions: BTreeMap::new(),
+                };
+                upsert.apply_fields(&mut member);
+                self.members.insert(hash.clone(), member);
+                Ok((hash, true))
+            }
+        }
+    }
+
+    /// Checks one member of a batch as Mailchimp does, before anything is changed.
+    fn read_item<'a>(
+        &self,
+        item: &'a Value,
+        email: &str,
+        seen: &mut HashSet<String>,
+    ) -> Result<Upsert<'a>, MemberFailure> {
         if email.is_empty() {
             return Err(generic("Required fields were not provided: email_address".into()));
         }
@@ -310,74 +376,12 @@ impl FakeList {
             .groups
             .check(&interests)
             .map_err(|e| (e, "ERROR_GENERIC", "interests".to_string(), String::new()))?;
-        let tags: Vec<String> = item
+        let tags = item
             .get("tags")
             .and_then(Value::as_array)
             .map(|t| t.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default();
-
-        if let Some(archived) = self.members.get_mut(&hash).filter(|m| m.status == "archived") {
-            // An upsert restores an archived contact, with the history it had.
-            archived.status = status.or(status_if_new).unwrap_or("subscribed").to_string();
-            archived.email_address = email.to_string();
-            archived.merge_fields.extend(merge_fields);
-            archived.interests.extend(interests);
-            add_tags(&mut archived.tags, tags);
-            return Ok((hash, true));
-        }
-        match self.members.get_mut(&hash) {
-            Some(member) => {
-                if !update_existing {
-                    return Err((
-                        format!(
-                            "{email} is already a list member. Use PUT to insert or update list members."
-                        ),
-                        "ERROR_CONTACT_EXISTS",
-                        String::new(),
-                        String::new(),
-                    ));
-                }
-                if let Some(new_status) = status {
-                    if new_status == "subscribed"
-                        && matches!(member.status.as_str(), "unsubscribed" | "cleaned")
-                    {
-                        return Err(generic(format!(
-                            "{email} is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed."
-                        )));
-                    }
-                    member.status = new_status.to_string();
-                }
-                member.merge_fields.extend(merge_fields);
-                member.interests.extend(interests);
-                add_tags(&mut member.tags, tags);
-                Ok((hash, false))
-            }
-            None => {
-                if !skip_merge_validation {
-                    if let Some(field) =
-                        self.merge_fields.iter().find(|f| f.required && !merge_fields.contains_key(&f.tag))
-                    {
-                        return Err((
-                            "Your merge fields were invalid.".into(),
-                            "ERROR_GENERIC",
-                            format!("merge_fields.{}", field.tag),
-                            "Please enter a value".into(),
-                        ));
-                    }
-                }
-                let mut member = FakeMember {
-                    email_address: email.to_string(),
-                    status: status.or(status_if_new).unwrap_or("subscribed").to_string(),
-                    merge_fields,
-                    tags: Vec::new(),
-                    interests,
-                    marketing_permissions: BTreeMap::new(),
-                };
-                add_tags(&mut member.tags, tags);
-                self.members.insert(hash.clone(), member);
-                Ok((hash, true))
-            }
-        }
+        Ok(Upsert { hash, status, status_if_new, merge_fields, interests, tags })
     }
 
     /// `DELETE /lists/{id}/members/{hash}`: archives; false when there is no such (active) contact.
@@ -447,10 +451,7 @@ impl FakeList {
         json!({"members": page, "list_id": self.id, "total_items": active.len()})
     }
 
-    fn validate_merge_fields(
-        &self,
-        values: &Map<String, Value>,
-    ) -> Result<(), (String, &'static str, String, String)> {
+    fn validate_merge_fields(&self, values: &Map<String, Value>) -> Result<(), MemberFailure> {
         for (tag, value) in values {
             let problem = match self.merge_fields.iter().find(|f| &f.tag == tag) {
                 None => Some("This merge field does not exist in the audience.".to_string()),
@@ -466,6 +467,32 @@ impl FakeList {
             }
         }
         Ok(())
+    }
+}
+
+/// A member Mailchimp refuses inside a 200 answer: (error, error_code, field, field_message).
+type MemberFailure = (String, &'static str, String, String);
+
+fn generic(error: String) -> MemberFailure {
+    (error, "ERROR_GENERIC", String::new(), String::new())
+}
+
+/// One batch member, checked and ready to apply.
+struct Upsert<'a> {
+    hash: String,
+    status: Option<&'a str>,
+    status_if_new: Option<&'a str>,
+    merge_fields: Map<String, Value>,
+    interests: BTreeMap<String, bool>,
+    tags: Vec<String>,
+}
+
+impl Upsert<'_> {
+    /// Sets the member's merge fields and groups, and adds its tags.
+    fn apply_fields(self, member: &mut FakeMember) {
+        member.merge_fields.extend(self.merge_fields);
+        member.interests.extend(self.interests);
+        add_tags(&mut member.tags, self.tags);
     }
 }
 
