@@ -102,31 +102,44 @@ async fn handle(
         tokio::time::sleep_until(answer_at).await;
         response
     };
-    let status = response.status().as_u16();
-    let keep = shared.keep_bodies.load(Ordering::Relaxed);
-    // The answer's JSON is kept with the request (for the tests' check against Mailchimp's API
-    // document), except for a body that breaks off on purpose.
-    let (response, answer) = match &fault {
-        Some(Fault::ResetMidResponse) => (response, Value::Null),
-        _ if keep => {
-            let (parts, answer_body) = response.into_parts();
-            let bytes = axum::body::to_bytes(answer_body, usize::MAX).await.unwrap_or_default();
-            let answer = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            (Response::from_parts(parts, Body::from(bytes)), answer)
-        }
-        _ => (response, Value::Null),
-    };
-    shared.requests.lock().expect("request log lock").push(RecordedRequest {
+    let request = RecordedRequest {
         method: method.to_string(),
         path,
         query,
-        body: if keep { serde_json::from_slice(&body).unwrap_or(Value::Null) } else { Value::Null },
-        status,
-        answer,
-        fault: fault.map(|f| f.label()),
+        body: Value::Null,
+        status: response.status().as_u16(),
+        answer: Value::Null,
+        fault: fault.as_ref().map(|f| f.label()),
         received_ms,
         answered_ms: shared.elapsed_ms(),
-    });
+    };
+    record(&shared, request, &body, response, fault.as_ref()).await
+}
+
+/// Keeps a request in the fake's log, with its body and the JSON it was answered with when bodies
+/// are kept (not for an answer that breaks off on purpose), and hands the answer on.
+async fn record(
+    shared: &Shared,
+    mut request: RecordedRequest,
+    body: &[u8],
+    response: Response,
+    fault: Option<&Fault>,
+) -> Response {
+    let keep = shared.keep_bodies.load(Ordering::Relaxed);
+    let response = match fault {
+        Some(Fault::ResetMidResponse) => response,
+        _ if keep => {
+            let (parts, answer_body) = response.into_parts();
+            let bytes = axum::body::to_bytes(answer_body, usize::MAX).await.unwrap_or_default();
+            request.answer = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        _ => response,
+    };
+    if keep {
+        request.body = serde_json::from_slice(body).unwrap_or(Value::Null);
+    }
+    shared.requests.lock().expect("request log lock").push(request);
     response
 }
 
@@ -150,6 +163,10 @@ fn api(
         let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
         return groups_api(list, method.as_str(), &segments[3..], query, parsed);
     }
+    if let [_, id, "members", ..] = segments.as_slice() {
+        let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
+        return members_api(list, method.as_str(), &segments[3..], query, body, parsed);
+    }
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["ping"]) => json_response(StatusCode::OK, json!({"health_status": "Everything's Chimpy!"})),
         ("GET", ["lists", id]) => match lists.iter().find(|l| l.id == *id) {
@@ -160,65 +177,10 @@ fn api(
             Some(list) => merge_fields_page(list, query),
             None => not_found(),
         },
-        ("GET", ["lists", id, "members", hash]) => {
-            match lists
-                .iter()
-                .find(|l| l.id == *id)
-                .and_then(|l| l.members.get(*hash).map(|m| l.member_json(m)))
-            {
-                Some(member) => json_response(StatusCode::OK, partial(member, query)),
-                None => not_found(),
-            }
-        }
-        ("GET", ["lists", id, "members"]) => match lists.iter().find(|l| l.id == *id) {
-            Some(list) => {
-                let page = list.members_page(
-                    number_param(query, "offset").unwrap_or(0),
-                    number_param(query, "count").unwrap_or(10).min(1000),
-                );
-                json_response(StatusCode::OK, partial(page, query))
-            }
-            None => not_found(),
-        },
-        ("PATCH", ["lists", id, "members", hash]) => {
-            let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
-            let Ok(body) = serde_json::from_slice::<Value>(body) else { return json_parse_error() };
-            match list.patch_member(hash, &body) {
-                Ok(Some(member)) => json_response(StatusCode::OK, partial(member, query)),
-                Ok(None) => not_found(),
-                Err(rejection) => rejection_response(&rejection),
-            }
-        }
-        ("DELETE", ["lists", id, "members", hash]) => {
-            no_content_if(lists.iter_mut().find(|l| l.id == *id).is_some_and(|l| l.archive(hash)))
-        }
-        ("POST", ["lists", id, "members", hash, "actions", "delete-permanent"]) => {
-            no_content_if(lists.iter_mut().find(|l| l.id == *id).is_some_and(|l| l.delete_permanently(hash)))
-        }
-        ("POST", ["lists", id, "members", hash, "tags"]) => {
-            let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
-            let Some(Ok(body)) = parsed else { return json_parse_error() };
-            match list.set_tags(hash, &body) {
-                Ok(found) => no_content_if(found),
-                Err(rejection) => rejection_response(&rejection),
-            }
-        }
         ("POST", ["lists", id]) => {
             let Some(list) = lists.iter_mut().find(|l| l.id == *id) else { return not_found() };
             let Some(Ok(body)) = parsed else { return json_parse_error() };
-            let skip = query.split('&').any(|p| p == "skip_merge_validation=true");
-            // Partial responses, as for every endpoint: building member objects nobody asked for is skipped.
-            let (fields, excluded) =
-                (field_list(query, "fields"), field_list(query, "exclude_fields").unwrap_or_default());
-            let wanted = |name: &str| {
-                !excluded.iter().any(|f| f == name)
-                    && fields.as_ref().is_none_or(|f| f.iter().any(|f| f.split('.').next() == Some(name)))
-            };
-            let members_in_answer = wanted("new_members") || wanted("updated_members");
-            match list.batch_subscribe(&body, skip, members_in_answer).map(|answer| partial(answer, query)) {
-                Ok(answer) => json_response(StatusCode::OK, answer),
-                Err(rejection) => rejection_response(&rejection),
-            }
+            batch_subscribe(list, &body, query)
         }
         _ => not_found(),
     }
@@ -335,6 +297,65 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> 
             "API Key Invalid",
             "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
         ))),
+    }
+}
+
+/// `/lists/{id}/members…`: one member or pages of them, and the calls on one member.
+fn members_api(
+    list: &mut FakeList,
+    method: &str,
+    rest: &[&str],
+    query: &str,
+    body: &[u8],
+    parsed: Option<Result<Value, serde_json::Error>>,
+) -> Response {
+    match (method, rest) {
+        ("GET", [hash]) => match list.members.get(*hash).map(|m| list.member_json(m)) {
+            Some(member) => json_response(StatusCode::OK, partial(member, query)),
+            None => not_found(),
+        },
+        ("GET", []) => {
+            let page = list.members_page(
+                number_param(query, "offset").unwrap_or(0),
+                number_param(query, "count").unwrap_or(10).min(1000),
+            );
+            json_response(StatusCode::OK, partial(page, query))
+        }
+        ("PATCH", [hash]) => {
+            let Ok(body) = serde_json::from_slice::<Value>(body) else { return json_parse_error() };
+            match list.patch_member(hash, &body) {
+                Ok(Some(member)) => json_response(StatusCode::OK, partial(member, query)),
+                Ok(None) => not_found(),
+                Err(rejection) => rejection_response(&rejection),
+            }
+        }
+        ("DELETE", [hash]) => no_content_if(list.archive(hash)),
+        ("POST", [hash, "actions", "delete-permanent"]) => no_content_if(list.delete_permanently(hash)),
+        ("POST", [hash, "tags"]) => {
+            let Some(Ok(body)) = parsed else { return json_parse_error() };
+            match list.set_tags(hash, &body) {
+                Ok(found) => no_content_if(found),
+                Err(rejection) => rejection_response(&rejection),
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+/// `POST /lists/{id}`: batch subscribe, answered with the fields the query asks for.
+fn batch_subscribe(list: &mut FakeList, body: &Value, query: &str) -> Response {
+    let skip = query.split('&').any(|p| p == "skip_merge_validation=true");
+    // Partial responses, as for every endpoint: building member objects nobody asked for is skipped.
+    let (fields, excluded) =
+        (field_list(query, "fields"), field_list(query, "exclude_fields").unwrap_or_default());
+    let wanted = |name: &str| {
+        !excluded.iter().any(|f| f == name)
+            && fields.as_ref().is_none_or(|f| f.iter().any(|f| f.split('.').next() == Some(name)))
+    };
+    let members_in_answer = wanted("new_members") || wanted("updated_members");
+    match list.batch_subscribe(body, skip, members_in_answer).map(|answer| partial(answer, query)) {
+        Ok(answer) => json_response(StatusCode::OK, answer),
+        Err(rejection) => rejection_response(&rejection),
     }
 }
 
