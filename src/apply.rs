@@ -71,19 +71,33 @@ pub async fn apply(
             return Ok(None);
         }
     }
-    let deletions: Vec<&Member> =
-        entries.iter().map(|e| &e.member).filter(|m| m.action != Action::Upsert).collect();
-    let calls = deletions.iter().map(|m| async move {
-        match m.action {
-            Action::Archive => client.archive(&m.email_address).await,
-            _ => client.delete_permanently(&m.email_address).await,
-        }
+    let deletions = entries.iter().map(|e| &e.member).filter(|m| m.action != Action::Upsert).map(|m| {
+        let call = async move {
+            match m.action {
+                Action::Archive => client.archive(&m.email_address).await,
+                _ => client.delete_permanently(&m.email_address).await,
+            }
+        };
+        (m.action, call)
     });
-    for (member, applied) in deletions.iter().zip(futures::future::try_join_all(calls).await?) {
-        let Some(applied) = applied else { return Ok(None) };
-        rules::count_deletion(&mut outcome.effects, member.action, applied == Applied::Done);
+    let Some(answers) = on_contacts(deletions).await? else { return Ok(None) };
+    for (action, applied) in answers {
+        rules::count_deletion(&mut outcome.effects, action, applied == Applied::Done);
     }
     Ok(Some(outcome))
+}
+
+/// Runs calls on single contacts at once, each with what its answer is counted under; `None` when
+/// the sync stopped before one of them was sent.
+async fn on_contacts<T, F>(
+    calls: impl Iterator<Item = (T, F)>,
+) -> Result<Option<Vec<(T, Applied)>>, ConnectorError>
+where
+    F: std::future::Future<Output = Result<Option<Applied>, ConnectorError>>,
+{
+    let (labels, calls): (Vec<T>, Vec<F>) = calls.unzip();
+    let answers = futures::future::try_join_all(calls).await?;
+    Ok(labels.into_iter().zip(answers).map(|(label, answer)| answer.map(|a| (label, a))).collect())
 }
 
 /// Creates the groups the batch's contacts name that their categories lack (each once per sync)
@@ -200,16 +214,11 @@ async fn set_permissions(
             }
         }
         if !changes.is_empty() {
-            calls.push(async move { client.set_permissions(&member.email_address, &changes).await });
+            calls.push(((), async move { client.set_permissions(&member.email_address, &changes).await }));
         }
     }
-    for applied in futures::future::try_join_all(calls).await? {
-        match applied {
-            None => return Ok(None),
-            Some(Applied::Done) => outcome.effects.permissions_changed += 1,
-            Some(Applied::NotFound) => {}
-        }
-    }
+    let Some(answers) = on_contacts(calls.into_iter()).await? else { return Ok(None) };
+    outcome.effects.permissions_changed += answers.iter().filter(|(_, a)| *a == Applied::Done).count() as u64;
     Ok(Some(()))
 }
 
@@ -231,19 +240,15 @@ async fn remove_stale_tags(
             rules::stale_tags(&held, owned, |t| t.starts_with(prefix)).into_iter().cloned().collect()
         })
         .collect();
-    let removals =
-        applied.iter().zip(&stale).filter(|(_, tags)| !tags.is_empty()).map(|(m, tags)| async move {
-            client.remove_tags(&m.email_address, tags).await.map(|a| (tags.len(), a))
-        });
-    for (count, applied) in futures::future::try_join_all(removals).await? {
-        match applied {
-            None => return Ok(None),
-            Some(Applied::Done) => {
-                outcome.effects.tags_removed += count as u64;
-                outcome.effects.contacts_untagged += 1;
-            }
-            Some(Applied::NotFound) => {}
-        }
+    let removals = applied
+        .iter()
+        .zip(&stale)
+        .filter(|(_, tags)| !tags.is_empty())
+        .map(|(m, tags)| (tags.len() as u64, client.remove_tags(&m.email_address, tags)));
+    let Some(answers) = on_contacts(removals).await? else { return Ok(None) };
+    for (count, _) in answers.into_iter().filter(|(_, a)| *a == Applied::Done) {
+        outcome.effects.tags_removed += count;
+        outcome.effects.contacts_untagged += 1;
     }
     Ok(Some(()))
 }

@@ -64,12 +64,9 @@ where
 {
     // Listening from the start: a signal that comes while the audience is read still ends the run
     // with a message instead of killing the process.
-    let mut stop = match command {
-        Command::Spec => None,
-        _ => Some(signals::stop_signals()),
-    };
-    if let (Command::Preview { config, catalog, json }, Some(stop)) = (&command, stop.as_mut()) {
-        return match preview(config, catalog, *json, stdin, stdout, stop).await {
+    let mut stop = signals::stop_signals();
+    if let Command::Preview { config, catalog, json } = &command {
+        return match preview(config, catalog, *json, stdin, stdout, &mut stop).await {
             Ok(()) => 0,
             Err(error) => {
                 tracing::debug!("{}", error.internal.as_deref().unwrap_or(&error.message));
@@ -79,9 +76,9 @@ where
         };
     }
     let mut out = Output::new(stdout);
-    let result = match (command, stop) {
-        (Command::Spec, _) => out.send(&spec_message(spec::specification())),
-        (Command::Check { config }, Some(mut stop)) => {
+    let result = match command {
+        Command::Spec => out.send(&spec_message(spec::specification())),
+        Command::Check { config } => {
             let checked = signals::unless_stopped(&mut stop, "The check", "", check::check(&config)).await;
             let status = match checked {
                 Ok(message) => connection_status(true, &message),
@@ -92,15 +89,13 @@ where
             };
             out.send(&status)
         }
-        (Command::Discover { config }, Some(mut stop)) => {
+        Command::Discover { config } => {
             signals::unless_stopped(&mut stop, "Discover", "", discover::discover(&config))
                 .await
                 .and_then(|message| out.send(&message))
         }
-        (Command::Write { config, catalog }, Some(stop)) => {
-            write(&config, &catalog, stdin, &mut out, stop).await
-        }
-        (_, _) => unreachable!("every command that talks to Mailchimp listens for stop signals"),
+        Command::Write { config, catalog } => write(&config, &catalog, stdin, &mut out, stop).await,
+        Command::Preview { .. } => unreachable!("preview is handled above"),
     };
     match result {
         Ok(()) => 0,

@@ -162,8 +162,9 @@ impl Mapper {
         if let Some(target) = self.explicit.get(name) {
             return *target;
         }
+        let normalized = normalize(name);
         // `marketing_permission_` and the permission's text normalized: `marketing_permission_email`.
-        if let Some(permission) = normalize(name).strip_prefix("marketing_permission_") {
+        if let Some(permission) = normalized.strip_prefix("marketing_permission_") {
             return Target::Permission(intern(&mut self.permissions.0, permission.to_string()));
         }
         if let Some(attribute) = ATTRIBUTES.iter().find(|a| a.eq_ignore_ascii_case(name)) {
@@ -171,7 +172,6 @@ impl Mapper {
         }
         let taken = |i: &usize| self.explicit.values().any(|e| *e == Target::Merge(*i));
         let group_taken = |i: &usize| self.explicit.values().any(|e| *e == Target::Group(*i));
-        let normalized = normalize(name);
         let by = |matches: &dyn Fn(&MergeField) -> bool| {
             self.merge_fields.iter().enumerate().position(|(i, f)| !taken(&i) && matches(f))
         };
@@ -186,7 +186,6 @@ impl Mapper {
             })
             .map(Target::Merge)
             .or_else(|| {
-                let normalized = normalize(name);
                 (0..self.categories.len())
                     .find(|i| !group_taken(i) && normalize(&self.categories[*i].title) == normalized)
                     .map(Target::Group)

@@ -292,17 +292,21 @@ impl<W: Write> Output<W> {
     pub fn send(&mut self, message: &Value) -> Result<(), ConnectorError> {
         let mut line = serde_json::to_vec(message).expect("a JSON value always serializes");
         line.push(b'\n');
-        self.out
-            .write_all(&line)
-            .and_then(|_| self.out.flush())
-            .map_err(|e| ConnectorError::system(format!("Could not write to standard output: {e}")))
+        self.write_line(&line)
     }
 
     /// Sends a line that is already one compact JSON message (a state echo).
     pub fn send_line(&mut self, line: &str) -> Result<(), ConnectorError> {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        self.write_line(&bytes)
+    }
+
+    /// One write and a flush per message, so that a message is never split.
+    fn write_line(&mut self, line: &[u8]) -> Result<(), ConnectorError> {
         self.out
-            .write_all(line.as_bytes())
-            .and_then(|_| self.out.write_all(b"\n"))
+            .write_all(line)
             .and_then(|_| self.out.flush())
             .map_err(|e| ConnectorError::system(format!("Could not write to standard output: {e}")))
     }

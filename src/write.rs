@@ -16,7 +16,6 @@ use crate::mapping::Mapper;
 use crate::progress::{Progress, PROGRESS_EVERY};
 use crate::protocol::{state_echo, Incoming, Level, Output};
 use crate::report::{saved_states, SyncReport};
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +29,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(25);
 
 /// A batch's answer; `None` when the sync stopped before the batch was sent.
 type Answer = Result<Option<Outcome>, ConnectorError>;
+/// What a batch's request task hands back: the batch's entries (to count the answer) and its answer.
+type Answered = (Vec<Entry>, Answer);
 
 /// Where the run is: reading, input ended (or failed), or stopping after a signal.
 #[derive(Default)]
@@ -52,9 +53,7 @@ pub struct Writer<'a, W: Write> {
     client: Arc<Client>,
     policy: Arc<Policy>,
     intake: Intake,
-    dispatcher: Dispatcher<Answer>,
-    /// The entries of each batch in flight, by batch number, for counting its answer.
-    in_flight: HashMap<u64, Arc<Vec<Entry>>>,
+    dispatcher: Dispatcher<Answered>,
     acks: AckQueue<PendingState>,
     report: SyncReport,
     notices: mpsc::UnboundedReceiver<Notice>,
@@ -98,7 +97,6 @@ impl<'a, W: Write> Writer<'a, W> {
             policy: Arc::new(Policy::new(config)),
             intake: Intake::new(mapper, config.batch_size),
             dispatcher: Dispatcher::default(),
-            in_flight: HashMap::new(),
             acks: AckQueue::default(),
             report: SyncReport::default(),
             notices,
@@ -303,24 +301,21 @@ impl<'a, W: Write> Writer<'a, W> {
         // Serialized here, on the pipeline thread, while earlier requests are in flight.
         let body = request_body(&entries);
         let keys: Vec<_> = entries.iter().map(|e| e.member.key).collect();
-        let entries = Arc::new(entries);
-        let (client, policy, batch_entries) =
-            (Arc::clone(&self.client), Arc::clone(&self.policy), Arc::clone(&entries));
+        let (client, policy) = (Arc::clone(&self.client), Arc::clone(&self.policy));
         self.dispatcher.dispatch(seq, &keys, self.client.budget(), move |first| async move {
-            apply(&client, &policy, &batch_entries, body, first).await
+            let answer = apply(&client, &policy, &entries, body, first).await;
+            (entries, answer)
         });
-        self.in_flight.insert(seq, entries);
         self.acks.sent(seq, states);
     }
 
     /// Handles the answer to the oldest batch in flight: counts outcomes, then releases its states.
     fn complete(
         &mut self,
-        answer: Result<(u64, Answer), tokio::task::JoinError>,
+        answer: Result<(u64, Answered), tokio::task::JoinError>,
     ) -> Result<(), ConnectorError> {
-        let (seq, answer) =
+        let (seq, (entries, answer)) =
             answer.map_err(|e| ConnectorError::system(format!("A request task failed: {e}")))?;
-        let entries = self.in_flight.remove(&seq).expect("every request has its batch");
         let outcome = match answer {
             Ok(Some(outcome)) => outcome,
             Ok(None) => {

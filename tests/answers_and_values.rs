@@ -123,9 +123,7 @@ fn sigterm_while_start_up_reads_are_being_retried_ends_the_sync_at_once_with_a_t
         std::thread::sleep(Duration::from_millis(5));
     }
     let signalled = Instant::now();
-    let killed =
-        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     let lines: Vec<Value> = lines_of(&mut child).map(|l| parse_protocol_line(&l)).collect();
     let code = child.wait().unwrap().code();
     drop(stdin);

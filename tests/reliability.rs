@@ -329,9 +329,7 @@ fn sigterm_finishes_the_requests_in_flight_releases_their_states_and_fails_trans
         assert!(waited.elapsed() < Duration::from_secs(60), "the batches never reached the fake");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let killed =
-        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     let lines: Vec<Value> = lines_of(&mut child).map(|l| parse_protocol_line(&l)).collect();
     let code = child.wait().unwrap().code();
     drop(stdin);
@@ -366,9 +364,7 @@ fn sigterm_while_the_audience_is_read_still_ends_with_a_trace() {
         assert!(waited.elapsed() < Duration::from_secs(60), "the connector never asked for the audience");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let killed =
-        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     drop(stdin);
     let lines: Vec<Value> = lines_of(&mut child).map(|l| parse_protocol_line(&l)).collect();
     assert_eq!(child.wait().unwrap().code(), Some(1), "not killed by the signal: {lines:?}");

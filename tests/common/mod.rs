@@ -289,6 +289,12 @@ pub fn assert_no_secret(stdout: &str, stderr: &str) {
     }
 }
 
+/// Sends SIGTERM to a running connector, as a platform cancelling the sync does.
+pub fn sigterm(child: &Child) {
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+}
+
 /// Reads stdout lines as they come (for tests that watch a running sync).
 pub fn lines_of(child: &mut Child) -> impl Iterator<Item = String> {
     BufReader::new(child.stdout.take().unwrap()).lines().map(|l| l.unwrap())
