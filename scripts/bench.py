@@ -102,7 +102,7 @@ def run(records, input_path, latency_ms, concurrency, work):
         fake.wait()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"the sync failed; see {work}/out.jsonl")
-    states = sum(1 for line in open(os.path.join(work, "out.jsonl")) if line.startswith('{"state"'))
+    states = sum(1 for line in open(os.path.join(work, "out.jsonl")) if json.loads(line).get("type") == "STATE")
     in_flight = concurrency or 5
     ceiling = in_flight * BATCH / (latency_ms / 1000)
     rate = records / wall
