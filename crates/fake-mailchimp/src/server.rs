@@ -169,6 +169,7 @@ fn api(
     }
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["ping"]) => json_response(StatusCode::OK, json!({"health_status": "Everything's Chimpy!"})),
+        ("GET", ["lists"]) => lists_page(&lists, query),
         ("GET", ["lists", id]) => match lists.iter().find(|l| l.id == *id) {
             Some(list) => json_response(StatusCode::OK, partial(list.info(), query)),
             None => not_found(),
@@ -422,6 +423,14 @@ fn basic_password(header: &str) -> Option<String> {
     } else {
         header.strip_prefix("Bearer ").map(|t| t.trim().to_string())
     }
+}
+
+/// `GET /lists`: a page of the account's audiences (10 by default, at most 1000), in creation order.
+fn lists_page(lists: &[FakeList], query: &str) -> Response {
+    let count = number_param(query, "count").unwrap_or(10).min(1000);
+    let offset = number_param(query, "offset").unwrap_or(0);
+    let page: Vec<Value> = lists.iter().skip(offset).take(count).map(FakeList::info).collect();
+    json_response(StatusCode::OK, partial(json!({"lists": page, "total_items": lists.len()}), query))
 }
 
 fn merge_fields_page(list: &FakeList, query: &str) -> Response {
