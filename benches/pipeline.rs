@@ -95,7 +95,7 @@ impl Stage {
 /// One pass over the input up to `stage`, through the same intake step as `write` and `preview`;
 /// returns the request-body bytes and batches produced (so that nothing is optimised away).
 fn pass(lines: &[Vec<u8>], mapper: &Mapper, stage: Stage) -> (usize, usize) {
-    let mut intake = Intake::new(mapper.clone(), 500);
+    let mut intake = Intake::new(vec![mapper.clone()], 500);
     let (mut bytes, mut batches) = (0usize, 0usize);
     let mut seen = 0usize;
     let now = std::time::Instant::now();
@@ -117,7 +117,7 @@ fn pass(lines: &[Vec<u8>], mapper: &Mapper, stage: Stage) -> (usize, usize) {
             continue;
         }
         if let Some(reason) = intake.take(message, now) {
-            panic!("unexpected rejection: {reason}");
+            panic!("unexpected rejection: {}", reason.rejection.message);
         }
         drain(&mut intake);
     }

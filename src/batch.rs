@@ -3,6 +3,7 @@
 
 use crate::ledger::{PendingState, TallyId};
 use crate::mailchimp::member::{members_body, Action, EmailKey, Member, MAX_BATCH_MEMBERS};
+use crate::rejected::Original;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,12 +13,16 @@ use std::time::Instant;
 pub struct Entry {
     pub member: Member,
     pub tallies: Vec<TallyId>,
+    /// The records as the source sent them, when rejected records are stored (else empty).
+    pub originals: Vec<Original>,
 }
 
 /// A request's worth of contacts, and the states to release once Mailchimp has answered it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub seq: u64,
+    /// Which of the sync's audiences the batch goes to.
+    pub audience: usize,
     pub entries: Vec<Entry>,
     pub states: Vec<PendingState>,
 }
@@ -32,6 +37,8 @@ pub enum Ready {
 
 pub struct Batcher {
     batch_size: usize,
+    /// The audience of the open batch.
+    audience: usize,
     entries: Vec<Entry>,
     index: FxHashMap<EmailKey, usize>,
     states: Vec<PendingState>,
@@ -45,6 +52,7 @@ impl Batcher {
         let batch_size = batch_size.clamp(1, MAX_BATCH_MEMBERS);
         Self {
             batch_size,
+            audience: 0,
             entries: Vec::with_capacity(batch_size),
             index: FxHashMap::with_capacity_and_hasher(batch_size, Default::default()),
             states: Vec::new(),
@@ -60,18 +68,37 @@ impl Batcher {
     /// be merged (an archive after an upsert, a status change after another), the open batch is
     /// closed first, so that the two are applied one after the other, in input order.
     pub fn push_member(&mut self, member: Member, tally: TallyId, now: Instant) {
+        self.push(0, member, tally, None, now);
+    }
+
+    /// Like `push_member`, for a sync with several audiences and with the record as it was sent
+    /// (kept when rejected records are stored). A member of another audience than the open
+    /// batch's closes it first: a batch goes to one audience.
+    pub fn push(
+        &mut self,
+        audience: usize,
+        member: Member,
+        tally: TallyId,
+        original: Option<Original>,
+        now: Instant,
+    ) {
+        if audience != self.audience {
+            self.flush();
+            self.audience = audience;
+        }
         if let Some(&i) = self.index.get(&member.key) {
             if mergeable(&self.entries[i].member, &member) {
                 let entry = &mut self.entries[i];
                 merge_into(&mut entry.member, member);
                 entry.tallies.push(tally);
+                entry.originals.extend(original);
                 return;
             }
             self.flush();
         }
         self.opened_at.get_or_insert(now);
         self.index.insert(member.key, self.entries.len());
-        self.entries.push(Entry { member, tallies: vec![tally] });
+        self.entries.push(Entry { member, tallies: vec![tally], originals: original.into_iter().collect() });
         if self.entries.len() >= self.batch_size {
             self.flush();
         }
@@ -94,7 +121,12 @@ impl Batcher {
         let entries = std::mem::replace(&mut self.entries, Vec::with_capacity(self.batch_size));
         self.index.clear();
         self.opened_at = None;
-        let batch = Batch { seq: self.next_seq, entries, states: std::mem::take(&mut self.states) };
+        let batch = Batch {
+            seq: self.next_seq,
+            audience: self.audience,
+            entries,
+            states: std::mem::take(&mut self.states),
+        };
         self.next_seq += 1;
         self.ready.push_back(Ready::Batch(batch));
     }

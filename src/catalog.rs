@@ -1,4 +1,4 @@
-//! The configured catalog: which streams are synced, with which mode and primary key.
+//! The configured catalog: which streams are synced, to which audience, with which mode and key.
 
 use crate::config::read_json_file;
 use crate::error::ConnectorError;
@@ -7,8 +7,35 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::path::Path;
 
-/// The only destination sync mode this connector supports.
-pub const SUPPORTED_MODE: &str = "append_dedup";
+/// What a stream's records do to the contacts of its audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SyncMode {
+    /// Upsert: create or update (`append_dedup`).
+    #[default]
+    AppendDedup,
+    /// Change existing contacts only; records of others are rejected as not in the audience.
+    Update,
+    /// Archive each record's contact (or the configured deletion action).
+    SoftDelete,
+}
+
+impl SyncMode {
+    /// Every mode this destination supports, in the order discover lists them.
+    pub const ALL: [SyncMode; 3] = [SyncMode::AppendDedup, SyncMode::Update, SyncMode::SoftDelete];
+
+    /// The protocol's name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::AppendDedup => "append_dedup",
+            SyncMode::Update => "update",
+            SyncMode::SoftDelete => "soft_delete",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.as_str() == name)
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConfiguredCatalog {
@@ -19,6 +46,9 @@ pub struct ConfiguredCatalog {
 pub struct ConfiguredStream {
     pub stream: StreamDefinition,
     pub destination_sync_mode: Option<String>,
+    /// The destination object chosen on a mapping screen (an audience); none in the classic form.
+    #[serde(default)]
+    pub destination_object_name: Option<String>,
     pub primary_key: Option<Vec<Vec<String>>>,
 }
 
@@ -36,6 +66,11 @@ impl ConfiguredStream {
         StreamKey { namespace: self.stream.namespace.clone(), name: self.stream.name.clone() }
     }
 
+    /// The stream's mode (the catalog was checked on load, so an unknown one cannot occur).
+    pub fn mode(&self) -> SyncMode {
+        self.destination_sync_mode.as_deref().and_then(SyncMode::parse).unwrap_or_default()
+    }
+
     /// The primary key's field when it is one top-level field (a candidate email field).
     pub fn single_key_field(&self) -> Option<&str> {
         let key = self
@@ -50,7 +85,7 @@ impl ConfiguredStream {
     }
 }
 
-/// Reads the catalog file and checks that every stream uses the supported mode.
+/// Reads the catalog file and checks that every stream uses a supported mode.
 pub fn load(path: &Path) -> Result<ConfiguredCatalog, ConnectorError> {
     let value = read_json_file(path, "catalog")?;
     let catalog: ConfiguredCatalog = serde_json::from_value(value).map_err(|e| {
@@ -63,14 +98,15 @@ pub fn load(path: &Path) -> Result<ConfiguredCatalog, ConnectorError> {
     Ok(catalog)
 }
 
-/// Fails, naming the stream, when a stream asks for a mode other than `append_dedup`.
+/// Fails, naming the stream, when a stream asks for a mode this destination does not support.
 pub fn check_modes(catalog: &ConfiguredCatalog) -> Result<(), ConnectorError> {
     for stream in &catalog.streams {
         let mode = stream.destination_sync_mode.as_deref().unwrap_or("(none)");
-        if mode != SUPPORTED_MODE {
+        if SyncMode::parse(mode).is_none() {
             return Err(ConnectorError::config(format!(
-                "Stream '{}' uses the destination sync mode '{mode}', but this destination supports only \
-                 'Incremental - Deduped' ({SUPPORTED_MODE}): a Mailchimp audience keeps one contact per email \
+                "Stream '{}' uses the destination sync mode '{mode}', but this destination supports \
+                 'Incremental - Deduped' (append_dedup: create or update contacts), 'update' (existing contacts \
+                 only) and 'soft_delete' (archive contacts): a Mailchimp audience keeps one contact per email \
                  address. Change the stream's sync mode in the connection settings.",
                 stream.key()
             )));
@@ -93,10 +129,13 @@ mod tests {
     }
 
     #[test]
-    fn accepts_append_dedup_and_finds_a_single_key_field() {
-        let catalog = catalog("append_dedup");
-        check_modes(&catalog).unwrap();
-        assert_eq!(catalog.streams[0].single_key_field(), Some("email"));
+    fn accepts_the_three_modes_and_finds_a_single_key_field() {
+        for mode in SyncMode::ALL {
+            let catalog = catalog(mode.as_str());
+            check_modes(&catalog).unwrap();
+            assert_eq!(catalog.streams[0].mode(), mode);
+            assert_eq!(catalog.streams[0].single_key_field(), Some("email"));
+        }
     }
 
     #[test]
@@ -104,7 +143,9 @@ mod tests {
         let error = check_modes(&catalog("overwrite")).unwrap_err();
         assert_eq!(error.failure_type, crate::error::FailureType::ConfigError);
         assert!(
-            error.message.contains("'crm.users'") && error.message.contains("append_dedup"),
+            error.message.contains("'crm.users'")
+                && error.message.contains("'overwrite'")
+                && error.message.contains("soft_delete"),
             "{}",
             error.message
         );

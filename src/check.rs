@@ -1,4 +1,5 @@
-//! The `check` command: is the config valid, is the key accepted, does the audience exist?
+//! The `check` command: is the config valid, is the key accepted, does the audience exist, and can
+//! rejected records be written to their bucket?
 
 use crate::config;
 use crate::error::ConnectorError;
@@ -39,6 +40,11 @@ pub async fn check(config_path: &Path) -> Result<String, ConnectorError> {
     if let Some(warning) = mapper.permissions_not_applicable() {
         message.push(' ');
         message.push_str(&warning);
+    }
+    if let Some(settings) = &config.rejected_storage {
+        let store = crate::rejected::RejectedStore::new(settings, CHECK_RETRY_TIME)?;
+        store.check().await?;
+        message.push_str(&format!(" Rejected records can be written to {}.", store.bucket_location()));
     }
     Ok(message)
 }

@@ -117,6 +117,41 @@ struct RawConfig {
     #[serde(default)]
     tag_mode: TagMode,
     owned_tag_prefix: Option<String>,
+    #[serde(default)]
+    object_storage_config: Option<RawStorage>,
+}
+
+/// `object_storage_config`: where rejected records are kept, as Airbyte's activation destinations
+/// name it.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "storage_type")]
+enum RawStorage {
+    None,
+    S3 {
+        s3_bucket_name: String,
+        #[serde(default)]
+        s3_bucket_region: String,
+        #[serde(default)]
+        bucket_path: String,
+        s3_endpoint: Option<String>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+    },
+}
+
+/// An S3 or S3-compatible bucket for rejected records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageSettings {
+    pub bucket: String,
+    /// `us-east-1` when the form leaves it empty.
+    pub region: String,
+    /// Every object's path starts with it.
+    pub bucket_path: String,
+    /// An S3-compatible server's URL; none for AWS.
+    pub endpoint: Option<String>,
+    /// Without them, the usual AWS sources are used (environment, instance role).
+    pub access_key_id: Option<ApiKey>,
+    pub secret_access_key: Option<ApiKey>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +208,8 @@ pub struct Config {
     pub on_delete: OnDelete,
     /// `tag_mode` owned: tags with this prefix belong to the sync, and stale ones are removed.
     pub owned_tag_prefix: Option<String>,
+    /// Where rejected records are kept; none keeps them only in the counts and the log.
+    pub rejected_storage: Option<StorageSettings>,
 }
 
 impl Config {
@@ -231,6 +268,26 @@ pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Conf
         })?),
     };
     let field_mappings = field_mappings(raw.field_mappings)?;
+    let rejected_storage = match raw.object_storage_config {
+        None | Some(RawStorage::None) => None,
+        Some(RawStorage::S3 {
+            s3_bucket_name,
+            s3_bucket_region,
+            bucket_path,
+            s3_endpoint,
+            access_key_id,
+            secret_access_key,
+        }) => Some(StorageSettings {
+            bucket: text(Some(s3_bucket_name)).ok_or_else(|| {
+                ConnectorError::config("object_storage_config: s3_bucket_name must not be empty.")
+            })?,
+            region: text(Some(s3_bucket_region)).unwrap_or_else(|| "us-east-1".into()),
+            bucket_path: bucket_path.trim().to_string(),
+            endpoint: text(s3_endpoint),
+            access_key_id: text(access_key_id).map(ApiKey::new),
+            secret_access_key: text(secret_access_key).map(ApiKey::new),
+        }),
+    };
     Ok(Config {
         api_key: ApiKey::new(api_key),
         data_center,
@@ -251,6 +308,7 @@ pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Conf
         resubscribe_policy: raw.resubscribe_policy,
         on_delete: raw.on_delete,
         owned_tag_prefix,
+        rejected_storage,
     })
 }
 

@@ -1,35 +1,89 @@
-//! The `discover` command: the audience described as a destination object (DESTINATION_CATALOG),
-//! for platforms that show a field-mapping screen.
+//! The `discover` command: every audience the API key can see, described as destination objects
+//! with their operations (DESTINATION_CATALOG), for platforms that show a field-mapping screen.
 
-use crate::catalog::SUPPORTED_MODE;
+use crate::audiences::object_name;
+use crate::catalog::SyncMode;
 use crate::config;
 use crate::error::ConnectorError;
 use crate::mailchimp::client::Client;
-use crate::mailchimp::model::{Category, MergeField};
+use crate::mailchimp::model::{Audience, Category, MergeField};
 use crate::mapping::normalize;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
-/// Reads the audience, its merge fields and its groups, and returns the DESTINATION_CATALOG message.
+/// The matching key of every operation: a contact is its email address.
+const MATCHING_KEY: &str = "email_address";
+
+/// Reads every audience (all pages), their merge fields and groups, and returns the
+/// DESTINATION_CATALOG message: three operations per audience.
 pub async fn discover(config_path: &Path) -> Result<Value, ConnectorError> {
     let config = config::load(config_path)?;
     let client = Client::new(&config.client_settings())?;
-    let audience = client.audience().await?;
-    Ok(json!({"type": "DESTINATION_CATALOG", "destination_catalog": {"operations": [{
-        "object_name": audience.list.name,
-        "sync_mode": SUPPORTED_MODE,
-        "json_schema": contact_schema(&audience.merge_fields, &audience.categories),
-        "matching_keys": [["email_address"]],
-    }]}}))
+    let lists = client.lists().await?;
+    // Read at the same time; the connection budget keeps it within Mailchimp's limit.
+    let audiences = futures::future::try_join_all(
+        lists.iter().map(|list| async { client.for_list(&list.id).audience().await }),
+    )
+    .await?;
+    let operations: Vec<Value> =
+        audiences.iter().flat_map(|audience| operations(audience, config.skip_merge_validation)).collect();
+    Ok(json!({"type": "DESTINATION_CATALOG", "destination_catalog": {"operations": operations}}))
+}
+
+/// An audience's operations: upsert, update-only and soft delete, named after its List ID.
+fn operations(audience: &Audience, skip_merge_validation: bool) -> Vec<Value> {
+    let list = &audience.list;
+    SyncMode::ALL
+        .into_iter()
+        .map(|mode| {
+            let mut schema = match mode {
+                SyncMode::SoftDelete => key_only_schema(),
+                SyncMode::AppendDedup => {
+                    contact_schema(&audience.merge_fields, &audience.categories, !skip_merge_validation)
+                }
+                SyncMode::Update => contact_schema(&audience.merge_fields, &audience.categories, false),
+            };
+            schema["additionalProperties"] = json!(false);
+            schema["title"] = json!(list.name);
+            schema["description"] = json!(format!(
+                "Contacts of the Mailchimp audience '{}' (List ID {}): {}",
+                list.name,
+                list.id,
+                match mode {
+                    SyncMode::AppendDedup =>
+                        "each record creates or updates the contact with its email address.",
+                    SyncMode::Update =>
+                        "each record updates the contact with its email address; records of \
+                         people not in the audience are rejected, never added.",
+                    SyncMode::SoftDelete => "each record's contact is archived (its history is kept).",
+                }
+            ));
+            json!({"object_name": object_name(&list.id), "sync_mode": mode.as_str(), "json_schema": schema,
+                   "matching_keys": [[MATCHING_KEY]]})
+        })
+        .collect()
+}
+
+/// The schema of a soft delete: the matching key only.
+fn key_only_schema() -> Value {
+    let mut properties = Map::new();
+    properties.insert(MATCHING_KEY.into(), member_properties().remove(MATCHING_KEY).unwrap_or_default());
+    json!({"type": "object", "required": [], "properties": properties})
 }
 
 /// The JSON schema of a contact: member fields, attributes, one property per merge tag, and one per
-/// group category (named as a record field that maps to it automatically).
-pub fn contact_schema(merge_fields: &[MergeField], categories: &[Category]) -> Value {
+/// group category (named as a record field that maps to it automatically). The matching key is not
+/// `required` (a mapping screen picks it on its own); the audience's required merge fields are, when
+/// `merge_fields_required`.
+pub fn contact_schema(
+    merge_fields: &[MergeField],
+    categories: &[Category],
+    merge_fields_required: bool,
+) -> Value {
     let mut properties = member_properties();
-    let mut required = vec![json!("email_address")];
+    let mut required = Vec::new();
     for field in merge_fields {
-        if field.required {
+        if field.required && merge_fields_required {
             required.push(json!(field.tag));
         }
         properties.insert(field.tag.clone(), merge_field_schema(field));
@@ -51,10 +105,8 @@ pub fn contact_schema(merge_fields: &[MergeField], categories: &[Category]) -> V
 /// The member's own fields and attributes.
 fn member_properties() -> Map<String, Value> {
     let mut properties = Map::new();
-    properties.insert(
-        "email_address".into(),
-        json!({"type": "string", "format": "email", "title": "Email address"}),
-    );
+    properties
+        .insert(MATCHING_KEY.into(), json!({"type": "string", "format": "email", "title": "Email address"}));
     properties.insert(
         "tags".into(),
         json!({"type": ["null", "array"], "items": {"type": "string"}, "title": "Tags"}),

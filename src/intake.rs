@@ -1,11 +1,12 @@
 //! The intake step, shared by `write`, `preview` and the benchmark: protocol messages in → mapped,
-//! deduplicated batches and the states they release out, with the per-state record counts kept.
-//! Pure: no I/O, no clock of its own.
+//! deduplicated batches (each for one of the sync's audiences) and the states they release out,
+//! with the per-state record counts kept. Pure: no I/O, no clock of its own.
 
 use crate::batch::{Batcher, Ready};
 use crate::ledger::{Ledger, PendingState, TallyId};
 use crate::mapping::{Mapped, Mapper, UNKNOWN_STREAM};
 use crate::protocol::{state_scope, Incoming, StateScope, StreamKey};
+use crate::rejected::{Original, Rejection};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
@@ -29,9 +30,19 @@ pub struct IntakeCounts {
     pub deletions_ignored: u64,
 }
 
+/// A record the intake step rejected: why, and the record as sent when originals are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub rejection: Rejection,
+    pub original: Option<Original>,
+}
+
 /// Maps, deduplicates and batches records; places each state behind the records before it.
 pub struct Intake {
-    mapper: Mapper,
+    /// One per audience of the sync, in the order of the batches' `audience`.
+    mappers: Vec<Mapper>,
+    /// Keep each record as sent (rejected records storage).
+    keep_originals: bool,
     batcher: Batcher,
     ledger: Ledger,
     unknown_streams: HashSet<StreamKey>,
@@ -40,9 +51,11 @@ pub struct Intake {
 }
 
 impl Intake {
-    pub fn new(mapper: Mapper, batch_size: usize) -> Self {
+    /// One mapper per audience; a sync with one audience has one.
+    pub fn new(mappers: Vec<Mapper>, batch_size: usize) -> Self {
         Self {
-            mapper,
+            mappers,
+            keep_originals: false,
             batcher: Batcher::new(batch_size),
             ledger: Ledger::default(),
             unknown_streams: HashSet::new(),
@@ -51,13 +64,22 @@ impl Intake {
         }
     }
 
-    /// Takes one message. Returns the reason when a record is rejected by the mapping (the caller
-    /// may log it; it is counted here). `now` starts the flush timer of a new batch.
-    pub fn take(&mut self, message: Incoming, now: Instant) -> Option<String> {
+    /// Keeps each record as the source sent it, so that rejected records can be stored.
+    pub fn keeping_originals(mut self) -> Self {
+        self.keep_originals = true;
+        self
+    }
+
+    /// Takes one message. Returns the rejection when a record is rejected here (the caller may log
+    /// and store it; it is counted here). `now` starts the flush timer of a new batch.
+    pub fn take(&mut self, message: Incoming, now: Instant) -> Option<Rejected> {
         match message {
             Incoming::Record(mut record) => {
                 self.counts.records += 1;
-                if !self.mapper.resolve_stream_in_place(&mut record.stream) {
+                let original = self
+                    .keep_originals
+                    .then(|| Original { stream: record.stream.clone(), data: record.data.clone() });
+                let Some((audience, resolved)) = self.route(&record.stream) else {
                     let tally = self.ledger.tally_for(&record.stream);
                     self.ledger.settle(tally, false);
                     self.count_rejection(UNKNOWN_STREAM);
@@ -67,18 +89,24 @@ impl Intake {
                             record.stream
                         )));
                     }
-                    return None;
+                    let rejection =
+                        Rejection { reason: UNKNOWN_STREAM, field: None, message: UNKNOWN_STREAM.into() };
+                    return Some(Rejected { rejection, original });
+                };
+                if let Some(resolved) = resolved {
+                    record.stream = resolved;
                 }
                 let tally = self.ledger.tally_for(&record.stream);
-                let mapped = self.mapper.map(&record.stream, record.data);
-                self.notes.extend(self.mapper.take_discovered().into_iter().map(Note::Discovered));
-                self.place(mapped, tally, now)
+                let mapper = &mut self.mappers[audience];
+                let mapped = mapper.map(&record.stream, record.data);
+                self.notes.extend(mapper.take_discovered().into_iter().map(Note::Discovered));
+                self.place(audience, mapped, tally, original, now)
             }
             Incoming::State(state) => {
                 self.counts.states += 1;
                 let mut scope = state_scope(&state);
                 if let StateScope::Stream(key) = &scope {
-                    if let Some(resolved) = self.mapper.resolve_stream(key) {
+                    if let Some((_, Some(resolved))) = self.route(key) {
                         scope = StateScope::Stream(resolved);
                     }
                 }
@@ -90,16 +118,41 @@ impl Intake {
         }
     }
 
-    fn place(&mut self, mapped: Mapped, tally: TallyId, now: Instant) -> Option<String> {
+    /// The audience of a record's stream, and the catalog's name for the stream when it differs
+    /// (an exact match, else the only catalog stream of that name); `None` when the catalog has no
+    /// such stream.
+    fn route(&self, stream: &StreamKey) -> Option<(usize, Option<StreamKey>)> {
+        if let Some(audience) = self.mappers.iter().position(|m| m.has_stream(stream)) {
+            return Some((audience, None));
+        }
+        let mut same_name = self
+            .mappers
+            .iter()
+            .enumerate()
+            .flat_map(|(audience, m)| m.streams_named(&stream.name).map(move |key| (audience, key)));
+        match (same_name.next(), same_name.next()) {
+            (Some((audience, key)), None) => Some((audience, Some(key.clone()))),
+            _ => None,
+        }
+    }
+
+    fn place(
+        &mut self,
+        audience: usize,
+        mapped: Mapped,
+        tally: TallyId,
+        original: Option<Original>,
+        now: Instant,
+    ) -> Option<Rejected> {
         match mapped {
             Mapped::Member(member) => {
-                self.batcher.push_member(member, tally, now);
+                self.batcher.push(audience, member, tally, original, now);
                 None
             }
-            Mapped::Rejected(reason) => {
+            Mapped::Rejected(rejection) => {
                 self.ledger.settle(tally, false);
-                self.count_rejection(&reason);
-                Some(reason)
+                self.count_rejection(&rejection.message);
+                Some(Rejected { rejection, original })
             }
             Mapped::DeletionIgnored => {
                 // Handled as configured: counted as written, and reported in the summary.
@@ -163,9 +216,9 @@ impl Intake {
         &self.counts
     }
 
-    /// The mapping, for its plan and its end-of-sync warnings.
-    pub fn mapper(&self) -> &Mapper {
-        &self.mapper
+    /// The mapping of each audience, for its plan and its end-of-sync warnings.
+    pub fn mappers(&self) -> &[Mapper] {
+        &self.mappers
     }
 }
 
@@ -190,7 +243,7 @@ mod tests {
         .unwrap();
         let fields: Vec<MergeField> =
             serde_json::from_value(json!([{"tag": "FNAME", "name": "First Name", "type": "text"}])).unwrap();
-        Intake::new(Mapper::new(&config, &catalog, &fields, &[]).unwrap(), config.batch_size)
+        Intake::new(vec![Mapper::new(&config, &catalog, &fields, &[]).unwrap()], config.batch_size)
     }
 
     fn message(line: serde_json::Value) -> Incoming {
@@ -207,10 +260,15 @@ mod tests {
         let now = Instant::now();
         assert_eq!(intake.take(record("users", json!({"email": "a@mail.io", "fname": "A"})), now), None);
         assert_eq!(
-            intake.take(record("users", json!({"fname": "no email"})), now).map(|r| r.contains("email")),
+            intake
+                .take(record("users", json!({"fname": "no email"})), now)
+                .map(|r| r.rejection.message.contains("email")),
             Some(true)
         );
-        assert_eq!(intake.take(record("orders", json!({"email": "b@mail.io"})), now), None);
+        assert_eq!(
+            intake.take(record("orders", json!({"email": "b@mail.io"})), now).map(|r| r.rejection.reason),
+            Some(UNKNOWN_STREAM)
+        );
         intake.take(message(json!({"type": "STATE", "state": {"type": "LEGACY", "data": {"n": 1}}})), now);
         assert_eq!(intake.take(record("users", json!({"email": "c@mail.io"})), now), None);
         assert!(intake.pop_ready().is_none(), "the batch of 3 is not full yet");
@@ -236,5 +294,15 @@ mod tests {
             matches!(notes.as_slice(), [Note::UnknownStream(text)] if text.contains("orders")),
             "{notes:?}"
         );
+    }
+
+    #[test]
+    fn a_record_of_another_namespace_goes_to_the_only_stream_of_its_name() {
+        let mut intake = intake();
+        let line = json!({"type": "RECORD", "record": {"stream": "users", "namespace": "public",
+                          "data": {"email": "d@mail.io"}, "emitted_at": 1}});
+        assert_eq!(intake.take(message(line), Instant::now()), None);
+        intake.flush();
+        assert!(matches!(intake.pop_ready(), Some(Ready::Batch(b)) if b.entries.len() == 1));
     }
 }

@@ -19,6 +19,7 @@
 
 pub mod ack;
 pub mod apply;
+pub mod audiences;
 pub mod batch;
 pub mod catalog;
 pub mod check;
@@ -40,6 +41,7 @@ pub mod preview;
 pub mod progress;
 pub mod protocol;
 pub mod redact;
+pub mod rejected;
 pub mod report;
 pub mod rules;
 pub mod signals;

@@ -1,15 +1,16 @@
 //! Record → Mailchimp member: the email address, merge fields matched by name and converted by type,
 //! member attributes, and tags.
 
-use crate::catalog::ConfiguredCatalog;
+use crate::catalog::{ConfiguredCatalog, SyncMode};
 use crate::config::{Config, MappingTarget, OnDelete};
 use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
-use crate::mailchimp::member::{Action, GroupChoice, Member, MemberStatus};
+use crate::mailchimp::member::{Action, EmailKey, GroupChoice, Member, MemberStatus};
 use crate::mailchimp::model::{Category, MergeField};
 use crate::protocol::{RecordData, StreamKey};
 use crate::redact::excerpt;
-use rustc_hash::FxHashMap;
+pub use crate::rejected::Rejection;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -19,12 +20,15 @@ pub const UNKNOWN_STREAM: &str = "stream not in the catalog";
 /// The platform's change-data-capture field: set on a record whose row was deleted at the source.
 pub const DELETED_AT_FIELD: &str = "_ab_cdc_deleted_at";
 
+/// The rejection reason of a record of an update-only stream whose contact is not in the audience.
+pub const NOT_IN_AUDIENCE: &str = "not in the audience";
+
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapped {
     Member(Member),
-    /// The record cannot become a contact; the reason is safe to log (no email in it).
-    Rejected(String),
+    /// The record cannot become a contact, or (update-only streams) its contact is not in the audience.
+    Rejected(Rejection),
     /// A deletion at the source that `on_delete: ignore` leaves alone.
     DeletionIgnored,
 }
@@ -51,9 +55,10 @@ const ALIASES: [(&str, &[&str]); 5] = [
     ("BIRTHDAY", &["birthday", "date_of_birth", "dob"]),
 ];
 
-/// Per-stream knowledge: where the email is and where each record field goes.
+/// Per-stream knowledge: its mode, where the email is and where each record field goes.
 #[derive(Debug, Default, Clone)]
 struct StreamPlan {
+    mode: SyncMode,
     key_field: Option<String>,
     /// Record field name → target, for the catalog's fields and every field seen since.
     targets: FxHashMap<String, Target>,
@@ -80,6 +85,8 @@ pub struct Mapper {
     /// Explicit record field → merge field or category, from the config.
     explicit: FxHashMap<String, Target>,
     streams: FxHashMap<StreamKey, StreamPlan>,
+    /// Who is in the audience, read at the start of a sync with an update-only stream.
+    existing: Option<FxHashSet<EmailKey>>,
     findings: Findings,
 }
 
@@ -140,11 +147,15 @@ impl Mapper {
             permissions: (permissions, false),
             explicit,
             streams: FxHashMap::default(),
+            existing: None,
             findings: Findings::default(),
         };
         for stream in &catalog.streams {
-            let mut plan =
-                StreamPlan { key_field: stream.single_key_field().map(str::to_string), ..Default::default() };
+            let mut plan = StreamPlan {
+                mode: stream.mode(),
+                key_field: stream.single_key_field().map(str::to_string),
+                ..Default::default()
+            };
             if let Some(properties) = stream.stream.json_schema.get("properties").and_then(Value::as_object) {
                 for name in properties.keys() {
                     plan.targets.insert(name.clone(), mapper.target_for(name));
@@ -193,6 +204,23 @@ impl Mapper {
             .unwrap_or(Target::Ignored)
     }
 
+    /// Who is in the audience: records of update-only streams for anyone else are rejected as not
+    /// in the audience. Without it (preview), update-only streams map like upserts.
+    pub fn with_existing(mut self, existing: Option<FxHashSet<EmailKey>>) -> Self {
+        self.existing = existing;
+        self
+    }
+
+    /// Whether a stream of the catalog is this mapper's.
+    pub fn has_stream(&self, stream: &StreamKey) -> bool {
+        self.streams.contains_key(stream)
+    }
+
+    /// The catalog streams of this mapper with this name.
+    pub fn streams_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a StreamKey> + 'a {
+        self.streams.keys().filter(move |k| k.name == name)
+    }
+
     /// Says whether the audience has GDPR fields: without them, permission values are not sent.
     pub fn with_gdpr(mut self, gdpr: bool) -> Self {
         self.permissions.1 = gdpr;
@@ -211,37 +239,10 @@ impl Mapper {
         ))
     }
 
-    /// Puts the catalog's name on a record's stream (the only catalog stream of that name, when the
-    /// namespace differs); false when the catalog has no such stream.
-    pub fn resolve_stream_in_place(&self, stream: &mut StreamKey) -> bool {
-        if self.streams.contains_key(stream) {
-            return true;
-        }
-        match self.resolve_stream(stream) {
-            Some(resolved) => {
-                *stream = resolved;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The catalog stream a record belongs to: an exact match, else the only stream of that name.
-    pub fn resolve_stream(&self, stream: &StreamKey) -> Option<StreamKey> {
-        if self.streams.contains_key(stream) {
-            return Some(stream.clone());
-        }
-        let mut same_name = self.streams.keys().filter(|k| k.name == stream.name);
-        match (same_name.next(), same_name.next()) {
-            (Some(only), None) => Some(only.clone()),
-            _ => None,
-        }
-    }
-
     /// Maps one record of a resolved catalog stream.
     pub fn map(&mut self, stream: &StreamKey, data: RecordData) -> Mapped {
         let RecordData::Fields(fields) = data else {
-            return Mapped::Rejected("the record's data is not a JSON object".into());
+            return Mapped::Rejected(Rejection::invalid(None, "the record's data is not a JSON object"));
         };
         // The plan is lent out while the record is mapped (mapping may add fields to it).
         let mut plan = self.streams.get_mut(stream).map(std::mem::take).unwrap_or_default();
@@ -262,8 +263,10 @@ impl Mapper {
         plan: &mut StreamPlan,
         mut fields: Vec<(String, Value)>,
     ) -> Mapped {
-        let deleted = fields.iter().any(|(name, value)| name == DELETED_AT_FIELD && is_set(value));
-        if deleted && self.settings.on_delete == OnDelete::Ignore {
+        let soft_delete = plan.mode == SyncMode::SoftDelete;
+        let deleted =
+            soft_delete || fields.iter().any(|(name, value)| name == DELETED_AT_FIELD && is_set(value));
+        if deleted && !soft_delete && self.settings.on_delete == OnDelete::Ignore {
             return Mapped::DeletionIgnored;
         }
         let (at, email_field, email) = match self.take_email(&mut fields, plan) {
@@ -271,9 +274,17 @@ impl Mapper {
             Err(reason) => return Mapped::Rejected(reason),
         };
         if deleted {
-            return Mapped::Member(self.deletion(email));
+            return Mapped::Member(self.deletion(email, soft_delete));
         }
         let mut member = Member::bare(email, self.settings.status_if_new, Action::Upsert);
+        if plan.mode == SyncMode::Update && self.existing.as_ref().is_some_and(|e| !e.contains(&member.key)) {
+            return Mapped::Rejected(Rejection {
+                reason: NOT_IN_AUDIENCE,
+                field: Some(email_field),
+                message: "the contact is not in the audience, and this stream only updates existing contacts"
+                    .into(),
+            });
+        }
         member.tags = self.settings.config_tags.clone();
         if let Some(status_field) = self.settings.status_field.as_deref() {
             if let Some(at) = fields.iter().rposition(|(name, _)| name == status_field) {
@@ -306,30 +317,39 @@ impl Mapper {
         &self,
         fields: &mut [(String, Value)],
         plan: &StreamPlan,
-    ) -> Result<(usize, String, String), String> {
-        let at = find_email(fields, self.settings.email_field.as_deref(), plan.key_field.as_deref())?;
+    ) -> Result<(usize, String, String), Rejection> {
+        let configured = self.settings.email_field.as_deref();
+        let at = find_email(fields, configured, plan.key_field.as_deref())
+            .map_err(|message| Rejection::invalid(configured, message))?;
         let email_field = std::mem::take(&mut fields[at].0);
+        let invalid = |problem: &str| {
+            Rejection::invalid(Some(&email_field), format!("the email field '{email_field}' {problem}"))
+        };
         let email = match std::mem::take(&mut fields[at].1) {
             Value::String(s) if s.trim().len() == s.len() => s,
             Value::String(s) => s.trim().to_string(),
-            Value::Null => return Err(format!("the email field '{email_field}' is null")),
-            _ => return Err(format!("the email field '{email_field}' is not a string")),
+            Value::Null => return Err(invalid("is null")),
+            _ => return Err(invalid("is not a string")),
         };
         if !looks_like_email(&email) {
-            return Err(format!("the email field '{email_field}' does not hold an email address"));
+            return Err(invalid("does not hold an email address"));
         }
         if is_reserved_domain(&email) {
-            return Err(format!(
-                "the email field '{email_field}' holds a placeholder address (a reserved domain such as \
-                 example.com, which Mailchimp refuses)"
+            return Err(invalid(
+                "holds a placeholder address (a reserved domain such as example.com, which Mailchimp refuses)",
             ));
         }
         Ok((at, email_field, email))
     }
 
-    /// A record deleted at the source, as `on_delete` says (ignore is handled before).
-    fn deletion(&self, email: String) -> Member {
-        let mut member = match self.settings.on_delete {
+    /// A record deleted at the source, as `on_delete` says (ignore is handled before), or a record
+    /// of a soft-delete stream: archived, unless `on_delete` names another action.
+    fn deletion(&self, email: String, soft_delete: bool) -> Member {
+        let on_delete = match self.settings.on_delete {
+            OnDelete::Ignore if soft_delete => OnDelete::Archive,
+            other => other,
+        };
+        let mut member = match on_delete {
             OnDelete::Archive => Member::bare(email, self.settings.status_if_new, Action::Archive),
             OnDelete::DeletePermanently => {
                 Member::bare(email, self.settings.status_if_new, Action::DeletePermanently)
@@ -807,7 +827,7 @@ mod tests {
         assert_eq!(ignoring.map(&users(), json!({"_ab_cdc_deleted_at": 1}).into()), Mapped::DeletionIgnored);
         for placeholder in ["x@example.com", "x@mail.EXAMPLE.org", "x@shop.test", "x@host.invalid"] {
             assert!(
-                matches!(ignoring.map(&users(), json!({"email": placeholder}).into()), Mapped::Rejected(r) if r.contains("placeholder")),
+                matches!(ignoring.map(&users(), json!({"email": placeholder}).into()), Mapped::Rejected(r) if r.message.contains("placeholder")),
                 "{placeholder}"
             );
         }
@@ -861,7 +881,7 @@ mod tests {
         };
         assert_eq!(a.email_address, "w@y.io");
         assert!(
-            matches!(m.map(&users(), json!({"email": "x@y.io"}).into()), Mapped::Rejected(r) if r.contains("'work'"))
+            matches!(m.map(&users(), json!({"email": "x@y.io"}).into()), Mapped::Rejected(r) if r.message.contains("'work'"))
         );
     }
 
@@ -928,15 +948,5 @@ mod tests {
             "{}",
             error.message
         );
-    }
-
-    #[test]
-    fn resolves_streams_by_exact_key_or_unique_name() {
-        let m = default_mapper();
-        assert_eq!(
-            m.resolve_stream(&StreamKey { namespace: Some("public".into()), name: "users".into() }),
-            Some(users())
-        );
-        assert_eq!(m.resolve_stream(&StreamKey { namespace: None, name: "orders".into() }), None);
     }
 }

@@ -183,6 +183,16 @@ pub async fn preview<W: Write>(
     json: bool,
     out: &mut W,
 ) -> Result<(), ConnectorError> {
+    let routes = crate::audiences::group_streams(&config.list_id, catalog)?;
+    if let Some(other) = routes.iter().find(|r| r.list_id != config.list_id) {
+        return Err(ConnectorError::config(format!(
+            "The catalog sends streams to the audience {}, but preview covers the configured audience (List ID \
+             {}) only: preview with a catalog whose streams have no destination object, or set list_id to \
+             that audience.",
+            crate::audiences::object_name(&other.list_id),
+            config.list_id
+        )));
+    }
     let client = Client::new(&config.client_settings())?;
     let audience = client.audience().await?;
     let (list, merge_fields) = (&audience.list, &audience.merge_fields);
@@ -195,7 +205,7 @@ pub async fn preview<W: Write>(
         mapping: mapper.plan_report().into_iter().map(|(_, line)| line).collect(),
         ..Default::default()
     };
-    let mut intake = Intake::new(mapper, config.batch_size);
+    let mut intake = Intake::new(vec![mapper], config.batch_size);
     let mut names = TagNames::default();
     let mut contacts = read_input(&mut intake, &mut input, &required, &mut names).await?;
     let counts = intake.counts();
@@ -213,7 +223,7 @@ pub async fn preview<W: Write>(
         simulate(&context, contacts.steps(key, first), (held, groups), &mut report);
     }
     report.rejected = report.rejected_by_reason.values().sum();
-    let mapper = intake.mapper();
+    let mapper = &intake.mappers()[0];
     report.warnings = mapper.dropped_values().into_iter().chain(mapper.unknown_statuses()).collect();
 
     let text = if json {

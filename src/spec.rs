@@ -28,6 +28,9 @@ mod tests {
         let schema = connection_specification();
         assert!(jsonschema::draft7::meta::is_valid(schema));
         assert_eq!(schema["properties"]["api_key"]["airbyte_secret"], true);
-        assert_eq!(specification()["supported_destination_sync_modes"], serde_json::json!(["append_dedup"]));
+        let modes: Vec<&str> = crate::catalog::SyncMode::ALL.iter().map(|m| m.as_str()).collect();
+        assert_eq!(specification()["supported_destination_sync_modes"], serde_json::json!(modes));
+        let storage = &schema["properties"]["object_storage_config"]["oneOf"][1]["properties"];
+        assert_eq!(storage["secret_access_key"]["airbyte_secret"], true);
     }
 }

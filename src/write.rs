@@ -1,20 +1,23 @@
-//! The write command: stdin messages → the intake step → batches dispatched to Mailchimp → STATE
-//! echoes, released strictly in input order once every record before them is answered.
+//! The write command: stdin messages → the intake step → batches dispatched to their audiences →
+//! STATE echoes, released strictly in input order once every record before them is answered (and,
+//! with rejected records storage, once the rejected records before them are stored).
 
 use crate::ack::AckQueue;
 use crate::apply::{apply, Outcome, Policy};
+use crate::audiences::{self, AudienceStreams};
 use crate::batch::{request_body, Batch, Entry, Ready};
 use crate::catalog::ConfiguredCatalog;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::error::ConnectorError;
 use crate::input::InputEvent;
-use crate::intake::{Intake, Note};
+use crate::intake::{Intake, Note, Rejected};
 use crate::ledger::PendingState;
 use crate::mailchimp::client::{self, Client, Notice};
 use crate::mapping::Mapper;
 use crate::progress::{Progress, PROGRESS_EVERY};
 use crate::protocol::{state_echo, Incoming, Level, Output};
+use crate::rejected::{RejectedStore, Rejection};
 use crate::report::{saved_states, SyncReport};
 use std::io::Write;
 use std::sync::Arc;
@@ -50,8 +53,13 @@ enum Turn {
 
 pub struct Writer<'a, W: Write> {
     out: &'a mut Output<W>,
+    /// The configured audience's client; its connection budget, retries and closed flag are
+    /// shared by every audience's client.
     client: Arc<Client>,
+    /// One client per audience of the sync, in the order of the batches' `audience`.
+    audiences: Vec<Arc<Client>>,
     policy: Arc<Policy>,
+    rejected: Option<RejectedStore>,
     intake: Intake,
     dispatcher: Dispatcher<Answered>,
     acks: AckQueue<PendingState>,
@@ -61,7 +69,8 @@ pub struct Writer<'a, W: Write> {
 }
 
 impl<'a, W: Write> Writer<'a, W> {
-    /// Reads the audience (it must exist; its merge fields drive the mapping) and prepares the pipeline.
+    /// Reads each audience the catalog's streams write to (it must exist; its merge fields drive the
+    /// mapping) and prepares the pipeline. Nothing is written before every audience is read.
     pub async fn connect(
         config: &Config,
         catalog: &ConfiguredCatalog,
@@ -69,33 +78,31 @@ impl<'a, W: Write> Writer<'a, W> {
     ) -> Result<Self, ConnectorError> {
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let client = Client::new(&config.client_settings())?.with_notices(notices_tx);
-        let audience = client.audience().await?;
-        let (list, merge_fields) = (&audience.list, &audience.merge_fields);
-        let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
-        out.log(
-            Level::Info,
-            &format!(
-                "Writing to the Mailchimp audience '{}' (List ID {}, {} contacts; merge fields: {}). {}",
-                list.name,
-                list.id,
-                list.stats.member_count,
-                if tags.is_empty() { "none".to_string() } else { tags.join(", ") },
-                settings_summary(config),
-            ),
-        )?;
-        let mapper = Mapper::new(config, catalog, merge_fields, &audience.categories)?
-            .with_gdpr(list.marketing_permissions);
-        for (complete, line) in mapper.plan_report() {
-            out.log(if complete { Level::Info } else { Level::Warn }, &line)?;
+        let routes = audiences::group_streams(&config.list_id, catalog)?;
+        audiences::check_objects_exist(&client, catalog).await?;
+        let rejected = match &config.rejected_storage {
+            Some(settings) => Some(RejectedStore::new(settings, config.max_retry_time)?),
+            None => None,
+        };
+        let mut mappers = Vec::new();
+        let mut clients = Vec::new();
+        for route in &routes {
+            let audience_client = client.for_list(&route.list_id);
+            mappers.push(connect_audience(config, route, &audience_client, out).await?);
+            clients.push(Arc::new(audience_client));
         }
-        if let Some(warning) = mapper.permissions_not_applicable() {
-            out.log(Level::Warn, &warning)?;
+        out.log(Level::Info, &settings_summary(config))?;
+        if let Some(store) = &rejected {
+            out.log(Level::Info, &format!("Rejected records are stored in {}.", store.location()))?;
         }
+        let intake = Intake::new(mappers, config.batch_size);
         Ok(Self {
             out,
             client: Arc::new(client),
+            audiences: clients,
             policy: Arc::new(Policy::new(config)),
-            intake: Intake::new(mapper, config.batch_size),
+            intake: if rejected.is_some() { intake.keeping_originals() } else { intake },
+            rejected,
             dispatcher: Dispatcher::default(),
             acks: AckQueue::default(),
             report: SyncReport::default(),
@@ -132,7 +139,7 @@ impl<'a, W: Write> Writer<'a, W> {
         if let Some(failure) = phase.input_failure {
             return Err(failure);
         }
-        self.summary(started.elapsed())
+        self.summary(started.elapsed()).await
     }
 
     /// One turn: hands on what is ready, then waits for whichever comes first — a signal, a
@@ -143,7 +150,7 @@ impl<'a, W: Write> Writer<'a, W> {
         input: &mut mpsc::Receiver<Vec<InputEvent>>,
         stop: &mut mpsc::Receiver<&'static str>,
     ) -> Result<Turn, ConnectorError> {
-        self.hand_on_ready(phase.stopping.is_none())?;
+        self.hand_on_ready(phase.stopping.is_none()).await?;
         let drained = self.acks.is_empty();
         if drained && (phase.stopping.is_some() || (phase.input_closed && self.intake.is_idle())) {
             return Ok(Turn::Finished);
@@ -159,7 +166,7 @@ impl<'a, W: Write> Writer<'a, W> {
                 self.out.log(level_of(notice.level), &notice.text).map(|()| Turn::Continue)
             }
             Some(answer) = self.dispatcher.next(), if !self.dispatcher.is_empty() => {
-                self.complete(answer).map(|()| Turn::Continue)
+                self.complete(answer).await.map(|()| Turn::Continue)
             }
             chunk = input.recv(), if !phase.input_closed && self.acks.len() < window => {
                 self.on_input(phase, chunk).map(|()| Turn::Continue)
@@ -271,21 +278,26 @@ impl<'a, W: Write> Writer<'a, W> {
                 Note::UnknownStream(text) => self.out.log(Level::Warn, &text)?,
             }
         }
-        match rejected {
-            Some(reason) => self.log_rejection(None, &reason),
-            None => Ok(()),
+        let Some(Rejected { rejection, original }) = rejected else { return Ok(()) };
+        if let (Some(store), Some(original)) = (&mut self.rejected, &original) {
+            store.add(original, &rejection, self.intake.counts().states);
         }
+        // Records of a stream the catalog lacks were reported once, by stream.
+        if rejection.reason == crate::mapping::UNKNOWN_STREAM {
+            return Ok(());
+        }
+        self.log_rejection(None, &rejection.message)
     }
 
     /// Moves finished batches into flight and places states behind the batches they wait for.
     /// When stopping (`send` false), only states at the head of the queue move on.
-    fn hand_on_ready(&mut self, send: bool) -> Result<(), ConnectorError> {
+    async fn hand_on_ready(&mut self, send: bool) -> Result<(), ConnectorError> {
         while let Some(ready) = if send { self.intake.pop_ready() } else { self.intake.pop_ready_state() } {
             match ready {
                 Ready::Batch(batch) => self.dispatch(batch),
                 Ready::State(state) => {
                     if let Some(state) = self.acks.state(state) {
-                        self.release(state)?;
+                        self.release(state).await?;
                     }
                 }
             }
@@ -296,12 +308,12 @@ impl<'a, W: Write> Writer<'a, W> {
     /// Starts the request for a batch: it waits for earlier batches that hold one of its emails,
     /// then for a free connection.
     fn dispatch(&mut self, batch: Batch) {
-        let Batch { seq, entries, states } = batch;
+        let Batch { seq, audience, entries, states } = batch;
         self.report.contacts_sent += entries.len() as u64;
         // Serialized here, on the pipeline thread, while earlier requests are in flight.
         let body = request_body(&entries);
         let keys: Vec<_> = entries.iter().map(|e| e.member.key).collect();
-        let (client, policy) = (Arc::clone(&self.client), Arc::clone(&self.policy));
+        let (client, policy) = (Arc::clone(&self.audiences[audience]), Arc::clone(&self.policy));
         self.dispatcher.dispatch(seq, &keys, self.client.budget(), move |first| async move {
             let answer = apply(&client, &policy, &entries, body, first).await;
             (entries, answer)
@@ -310,7 +322,7 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 
     /// Handles the answer to the oldest batch in flight: counts outcomes, then releases its states.
-    fn complete(
+    async fn complete(
         &mut self,
         answer: Result<(u64, Answered), tokio::task::JoinError>,
     ) -> Result<(), ConnectorError> {
@@ -343,15 +355,46 @@ impl<'a, W: Write> Writer<'a, W> {
             if let Some(reason) = reason {
                 self.report.refused(&reason, entry.tallies.len() as u64);
                 self.log_rejection(Some(&entry.member.email_address), &reason)?;
+                if let Some(store) = &mut self.rejected {
+                    // Every state not yet released may come after these records.
+                    let (rejection, released) = (Rejection::refused(reason), self.report.states_released);
+                    entry.originals.iter().for_each(|original| store.add(original, &rejection, released));
+                }
             }
         }
+        if self.rejected.as_ref().is_some_and(RejectedStore::is_full) {
+            self.store_rejected().await?;
+        }
         for state in self.acks.answered(seq) {
-            self.release(state)?;
+            self.release(state).await?;
         }
         Ok(())
     }
 
-    fn release(&mut self, state: PendingState) -> Result<(), ConnectorError> {
+    /// Writes the rejected records waiting to be stored; a failure ends the sync (after the
+    /// store's retries) and no later state is released.
+    async fn store_rejected(&mut self) -> Result<(), ConnectorError> {
+        let Some(store) = &mut self.rejected else { return Ok(()) };
+        if !store.has_pending() {
+            return Ok(());
+        }
+        store.store().await.map_err(|mut error| {
+            error.message.push_str(&format!(
+                " The sync stopped there; {} after their records were written, and the next sync resumes \
+                 after the last saved state.",
+                saved_states(self.report.states_released)
+            ));
+            error
+        })
+    }
+
+    /// Echoes a state once the rejected records before it are stored.
+    async fn release(&mut self, state: PendingState) -> Result<(), ConnectorError> {
+        // States are released in input order, so this is the input's next state.
+        let nth = self.report.states_released + 1;
+        if self.rejected.as_ref().is_some_and(|store| store.holds_back(nth)) {
+            self.store_rejected().await?;
+        }
         self.report.states_released += 1;
         let (accepted, rejected) = self.intake.counts_of(&state);
         self.out.send_line(&state_echo(&state.state, accepted, rejected))
@@ -365,10 +408,24 @@ impl<'a, W: Write> Writer<'a, W> {
         Ok(())
     }
 
-    fn summary(&mut self, elapsed: Duration) -> Result<(), ConnectorError> {
-        let mapper = self.intake.mapper();
-        for line in mapper.dropped_values().into_iter().chain(mapper.unknown_statuses()) {
+    async fn summary(&mut self, elapsed: Duration) -> Result<(), ConnectorError> {
+        // Rejections after the last state are stored too, before the sync reports success.
+        self.store_rejected().await?;
+        let warnings: Vec<String> = self
+            .intake
+            .mappers()
+            .iter()
+            .flat_map(|mapper| mapper.dropped_values().into_iter().chain(mapper.unknown_statuses()))
+            .collect();
+        for line in warnings {
             self.out.log(Level::Warn, &line)?;
+        }
+        if let Some(store) = &self.rejected {
+            let stored = store.stored();
+            if stored > 0 {
+                let what = crate::rejected::rejected_records(stored);
+                self.out.log(Level::Info, &format!("Stored {what} in {}.", store.location()))?;
+            }
         }
         let peak = crate::usage::peak_memory_bytes();
         for line in self.report.summary(self.intake.counts(), elapsed, peak) {
@@ -376,6 +433,57 @@ impl<'a, W: Write> Writer<'a, W> {
         }
         Ok(())
     }
+}
+
+/// Reads one audience of the sync (and who is in it, when a stream only updates), logs what the
+/// sync will do there, and returns the mapping of its streams.
+async fn connect_audience<W: Write>(
+    config: &Config,
+    route: &AudienceStreams,
+    client: &Client,
+    out: &mut Output<W>,
+) -> Result<Mapper, ConnectorError> {
+    let audience = client.audience().await?;
+    let (list, merge_fields) = (&audience.list, &audience.merge_fields);
+    let existing = match route.has_update_stream() {
+        true => Some(audiences::existing_contacts(client).await?),
+        false => None,
+    };
+    let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
+    let streams: Vec<String> =
+        route.catalog.streams.iter().map(|s| format!("{} ({})", s.key(), s.mode().as_str())).collect();
+    out.log(
+        Level::Info,
+        &format!(
+            "Writing to the Mailchimp audience '{}' (List ID {}, {} contacts; merge fields: {}) from the streams {}.",
+            list.name,
+            list.id,
+            list.stats.member_count,
+            if tags.is_empty() { "none".to_string() } else { tags.join(", ") },
+            streams.join(", "),
+        ),
+    )?;
+    if let Some(existing) = &existing {
+        out.log(
+            Level::Info,
+            &format!(
+                "Read who is in the audience '{}' for its update-only streams: {} contacts; records of anyone \
+                 else are rejected as not in the audience.",
+                list.name,
+                existing.len()
+            ),
+        )?;
+    }
+    let mapper = Mapper::new(config, &route.catalog, merge_fields, &audience.categories)?
+        .with_gdpr(list.marketing_permissions)
+        .with_existing(existing);
+    for (complete, line) in mapper.plan_report() {
+        out.log(if complete { Level::Info } else { Level::Warn }, &line)?;
+    }
+    if let Some(warning) = mapper.permissions_not_applicable() {
+        out.log(Level::Warn, &warning)?;
+    }
+    Ok(mapper)
 }
 
 /// The settings that decide what happens to existing contacts, in words.

@@ -135,7 +135,7 @@ proptest! {
         }
 
         let mut merged = Audience::new();
-        let mut intake = Intake::new(mapper(), batch_size);
+        let mut intake = Intake::new(vec![mapper()], batch_size);
         let mut apply_ready = |intake: &mut Intake| {
             while let Some(ready) = intake.pop_ready() {
                 if let Ready::Batch(batch) = ready {

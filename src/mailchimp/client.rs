@@ -2,8 +2,8 @@
 
 use super::budget::{Change, ConnectionBudget};
 use super::model::{
-    ApiError, Audience, BatchResponse, CategoriesPage, Category, Interest, InterestsPage, ListInfo,
-    MemberSummary, MembersPage, MergeField, MergeFieldsPage, Problem,
+    AddressesPage, ApiError, Audience, BatchResponse, CategoriesPage, Category, Interest, InterestsPage,
+    ListInfo, ListsPage, MemberSummary, MembersPage, MergeField, MergeFieldsPage, Problem,
 };
 use super::outcome::{classify, Backoff, Call, Outcome};
 use crate::error::{ConnectorError, FailureType};
@@ -13,6 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::OwnedSemaphorePermit;
@@ -102,8 +103,10 @@ enum Reply<T> {
 }
 
 /// The Mailchimp API for one audience. Its fields are the connection (HTTP client, URL, audience,
-/// key), the retry limits, the shared connection budget and the counters the sync reports, all
-/// read on every call; grouping them further would only add indirection.
+/// key), the retry limits, the connection budget and the counters the sync reports, all read on
+/// every call; grouping them further would only add indirection. The budget, the closed flag and
+/// the counters are shared with the clients of other audiences made by [`Client::for_list`]: the
+/// connection limit is per Mailchimp account.
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
@@ -112,11 +115,11 @@ pub struct Client {
     max_retry_time: Duration,
     backoff: Backoff,
     skip_merge_validation: bool,
-    budget: ConnectionBudget,
+    budget: Arc<ConnectionBudget>,
     notices: Option<UnboundedSender<Notice>>,
     /// Set when the sync stops: batches not yet sent are not sent; sent ones finish.
-    closed: AtomicBool,
-    retries: AtomicU64,
+    closed: Arc<AtomicBool>,
+    retries: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -129,11 +132,34 @@ impl Client {
             max_retry_time: config.max_retry_time,
             backoff: Backoff::default(),
             skip_merge_validation: config.skip_merge_validation,
-            budget: ConnectionBudget::new(config.max_concurrent_requests),
+            budget: Arc::new(ConnectionBudget::new(config.max_concurrent_requests)),
             notices: None,
-            closed: AtomicBool::new(false),
-            retries: AtomicU64::new(0),
+            closed: Arc::new(AtomicBool::new(false)),
+            retries: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// A client for another audience of the same account, sharing this one's connections,
+    /// connection budget, closed flag, retry counter and notices.
+    pub fn for_list(&self, list_id: &str) -> Client {
+        Client {
+            http: self.http.clone(),
+            base_url: self.base_url.clone(),
+            list_id: list_id.to_string(),
+            api_key: self.api_key.clone(),
+            max_retry_time: self.max_retry_time,
+            backoff: self.backoff,
+            skip_merge_validation: self.skip_merge_validation,
+            budget: Arc::clone(&self.budget),
+            notices: self.notices.clone(),
+            closed: Arc::clone(&self.closed),
+            retries: Arc::clone(&self.retries),
+        }
+    }
+
+    /// The audience this client writes to.
+    pub fn list_id(&self) -> &str {
+        &self.list_id
     }
 
     /// Replaces the request and connect timeouts (tests use short ones).
@@ -178,6 +204,26 @@ impl Client {
     /// `GET /ping`: the key is accepted and the API is reachable.
     pub async fn ping(&self) -> Result<(), ConnectorError> {
         self.call::<serde::de::IgnoredAny>(Call::Ping, Method::GET, "/ping".into(), None).await.map(|_| ())
+    }
+
+    /// `GET /lists`: every audience the key can see (all pages), with its name and contact count.
+    pub async fn lists(&self) -> Result<Vec<ListInfo>, ConnectorError> {
+        const PAGE: usize = 1000;
+        let mut lists = Vec::new();
+        loop {
+            let path = format!(
+                "/lists?count={PAGE}&offset={}&fields=lists.id,lists.name,lists.double_optin,\
+                 lists.marketing_permissions,lists.stats.member_count,lists.stats.unsubscribe_count,\
+                 lists.stats.cleaned_count,total_items",
+                lists.len()
+            );
+            let page: ListsPage = self.call(Call::Lists, Method::GET, path, None).await?;
+            let got = page.lists.len();
+            lists.extend(page.lists);
+            if got < PAGE || lists.len() as u64 >= page.total_items {
+                return Ok(lists);
+            }
+        }
     }
 
     /// `GET /lists/{id}`: the audience exists and the key may read it.
@@ -360,6 +406,15 @@ impl Client {
         let path = format!(
             "/lists/{}/members?count={count}&offset={offset}&fields=total_items,members.email_address,\
              members.status,members.tags,members.interests",
+            self.list_path_id()
+        );
+        self.call(Call::Members, Method::GET, path, None).await
+    }
+
+    /// One page of the audience's contacts, their addresses only, `count` ≤ 1000.
+    pub async fn addresses_page(&self, offset: u64, count: u64) -> Result<AddressesPage, ConnectorError> {
+        let path = format!(
+            "/lists/{}/members?count={count}&offset={offset}&fields=total_items,members.email_address",
             self.list_path_id()
         );
         self.call(Call::Members, Method::GET, path, None).await
@@ -660,6 +715,7 @@ fn path_segment(id: &str) -> String {
 fn call_name(call: Call) -> &'static str {
     match call {
         Call::Ping => "the ping request",
+        Call::Lists => "the request for the account's audiences",
         Call::List => "the request for the audience",
         Call::MergeFields => "the request for the audience's merge fields",
         Call::Groups => "the request for the audience's groups",

@@ -161,6 +161,26 @@ pub struct TagRef {
     pub name: String,
 }
 
+/// A page of `GET /lists`: the audiences the key can see.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListsPage {
+    pub lists: Vec<ListInfo>,
+    pub total_items: u64,
+}
+
+/// A page of `GET /lists/{id}/members` with only the addresses.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AddressesPage {
+    pub members: Vec<Address>,
+    pub total_items: u64,
+}
+
+/// A contact's address, as a page of addresses lists it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Address {
+    pub email_address: String,
+}
+
 /// A page of `GET /lists/{id}/members`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MembersPage {

@@ -9,6 +9,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     Ping,
+    Lists,
     List,
     MergeFields,
     Groups,
@@ -128,6 +129,7 @@ mod tests {
         let network = |detail: &str| ApiError::Network { detail: detail.into() };
         let all = [
             Call::Ping,
+            Call::Lists,
             Call::List,
             Call::MergeFields,
             Call::Groups,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod s3;
 
 use fake_mailchimp::{FakeList, FakeMailchimp};
 use serde_json::{json, Value};
