@@ -2,6 +2,7 @@
 //! audience already (for update-only streams).
 
 use crate::catalog::{ConfiguredCatalog, SyncMode};
+use crate::config::Config;
 use crate::error::ConnectorError;
 use crate::mailchimp::client::Client;
 use crate::mailchimp::member::{email_key, EmailKey};
@@ -59,6 +60,16 @@ pub fn group_streams(
         }
     }
     Ok(groups)
+}
+
+/// The config as it applies to an audience's streams: `field_mappings` name the configured
+/// audience's merge fields and groups, so streams of other audiences (chosen on a mapping screen,
+/// whose fields the platform already renamed) are matched by name only.
+pub fn config_for<'a>(config: &'a Config, route: &AudienceStreams) -> std::borrow::Cow<'a, Config> {
+    if route.list_id == config.list_id || config.field_mappings.is_empty() {
+        return std::borrow::Cow::Borrowed(config);
+    }
+    std::borrow::Cow::Owned(Config { field_mappings: Vec::new(), ..config.clone() })
 }
 
 /// Fails, naming the stream and the object, when a stream's destination object is not one of the

@@ -49,6 +49,9 @@ pub struct ConfiguredStream {
     /// The destination object chosen on a mapping screen (an audience); none in the classic form.
     #[serde(default)]
     pub destination_object_name: Option<String>,
+    /// The platform's job id (platforms that support refreshes send it).
+    #[serde(default)]
+    pub sync_id: Option<i64>,
     pub primary_key: Option<Vec<Vec<String>>>,
 }
 
@@ -59,6 +62,13 @@ pub struct StreamDefinition {
     #[serde(default)]
     pub json_schema: Value,
     pub source_defined_primary_key: Option<Vec<Vec<String>>>,
+}
+
+impl ConfiguredCatalog {
+    /// The platform's job id, when its streams carry one.
+    pub fn sync_id(&self) -> Option<i64> {
+        self.streams.iter().find_map(|s| s.sync_id)
+    }
 }
 
 impl ConfiguredStream {

@@ -42,7 +42,7 @@ pub async fn check(config_path: &Path) -> Result<String, ConnectorError> {
         message.push_str(&warning);
     }
     if let Some(settings) = &config.rejected_storage {
-        let store = crate::rejected::RejectedStore::new(settings, CHECK_RETRY_TIME)?;
+        let store = crate::rejected::RejectedStore::new(settings, None, CHECK_RETRY_TIME)?;
         store.check().await?;
         message.push_str(&format!(" Rejected records can be written to {}.", store.bucket_location()));
     }

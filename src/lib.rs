@@ -4,12 +4,14 @@
 //! # Layout
 //! - [`cli`]: the commands (`spec`, `check`, `discover`, `write`, and `preview` for people);
 //!   [`run`] dispatches them. [`check`], [`discover`], [`preview`] and [`write`](mod@write) are one each.
-//! - What the platform hands over: [`config`] (validated against [`spec`], then typed), [`catalog`],
-//!   [`protocol`] messages with [`fields`] (a record's data), read by [`input`] on its own thread.
+//! - What the platform hands over: [`config`] (validated against [`spec`], then typed), [`catalog`]
+//!   (streams, modes and their [`audiences`]), [`protocol`] messages with [`fields`] (a record's
+//!   data), read by [`input`] on its own thread.
 //! - [`intake`]: message → [`mapping`] (with [`convert`]) → [`batch`], counts in [`ledger`]; shared
 //!   by write, preview and the benchmark.
 //! - [`write`](mod@write): [`dispatch`] (per-email waits, connections in order) → [`apply`] (one batch) →
-//!   [`ack`] (states in input order), with [`report`], [`effects`] and [`progress`].
+//!   [`ack`] (states in input order), with [`report`], [`effects`], [`progress`] and [`rejected`]
+//!   (rejected records stored before the states after them).
 //! - [`rules`]: what Mailchimp does to a contact, shared by apply and preview.
 //! - [`mailchimp`]: a leaf owning Mailchimp's vocabulary, the client, the outcome table and the
 //!   connection budget.

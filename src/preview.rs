@@ -196,8 +196,14 @@ pub async fn preview<W: Write>(
     let client = Client::new(&config.client_settings())?;
     let audience = client.audience().await?;
     let (list, merge_fields) = (&audience.list, &audience.merge_fields);
+    // Update-only streams need who is in the audience, as write reads it.
+    let existing = match routes.iter().any(|r| r.has_update_stream()) {
+        true => Some(crate::audiences::existing_contacts(&client).await?),
+        false => None,
+    };
     let mapper = Mapper::new(config, catalog, merge_fields, &audience.categories)?
-        .with_gdpr(list.marketing_permissions);
+        .with_gdpr(list.marketing_permissions)
+        .with_existing(existing);
     let required: Vec<String> = merge_fields.iter().filter(|f| f.required).map(|f| f.tag.clone()).collect();
     let mut report = Report {
         audience: list.name.clone(),

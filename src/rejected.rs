@@ -68,10 +68,16 @@ pub struct RejectedStore {
 
 impl RejectedStore {
     /// Connects to the bucket (nothing is sent yet). The sync's folder is the platform's job id
-    /// (`WORKER_JOB_ID`) when it gives one, else the start time.
-    pub fn new(settings: &StorageSettings, max_retry_time: Duration) -> Result<Self, ConnectorError> {
+    /// (`sync_id` from the catalog, else `WORKER_JOB_ID`) when it gives one, else the start time.
+    pub fn new(
+        settings: &StorageSettings,
+        sync_id: Option<i64>,
+        max_retry_time: Duration,
+    ) -> Result<Self, ConnectorError> {
         let stamp = utc_stamp();
-        let job = std::env::var("WORKER_JOB_ID").ok().filter(|j| !j.trim().is_empty());
+        let job = sync_id
+            .map(|id| id.to_string())
+            .or_else(|| std::env::var("WORKER_JOB_ID").ok().filter(|j| !j.trim().is_empty()));
         let attempt = std::env::var("WORKER_JOB_ATTEMPT").ok().filter(|a| !a.trim().is_empty());
         let mut folder = path_pieces(&settings.bucket_path);
         folder.push(job.unwrap_or_else(|| stamp.clone()));

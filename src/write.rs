@@ -81,7 +81,7 @@ impl<'a, W: Write> Writer<'a, W> {
         let routes = audiences::group_streams(&config.list_id, catalog)?;
         audiences::check_objects_exist(&client, catalog).await?;
         let rejected = match &config.rejected_storage {
-            Some(settings) => Some(RejectedStore::new(settings, config.max_retry_time)?),
+            Some(settings) => Some(RejectedStore::new(settings, catalog.sync_id(), config.max_retry_time)?),
             None => None,
         };
         let mut mappers = Vec::new();
@@ -474,9 +474,14 @@ async fn connect_audience<W: Write>(
             ),
         )?;
     }
-    let mapper = Mapper::new(config, &route.catalog, merge_fields, &audience.categories)?
-        .with_gdpr(list.marketing_permissions)
-        .with_existing(existing);
+    let mapper = Mapper::new(
+        &audiences::config_for(config, route),
+        &route.catalog,
+        merge_fields,
+        &audience.categories,
+    )?
+    .with_gdpr(list.marketing_permissions)
+    .with_existing(existing);
     for (complete, line) in mapper.plan_report() {
         out.log(if complete { Level::Info } else { Level::Warn }, &line)?;
     }

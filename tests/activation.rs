@@ -223,3 +223,51 @@ fn an_unknown_object_fails_before_any_write_naming_it() {
     assert!(fake.requests().iter().all(|r| r.method == "GET"), "nothing was written");
     assert!(fake.member(LIST, "u1@mail.io").is_none());
 }
+
+#[test]
+fn field_mappings_apply_to_the_configured_audience_only() {
+    let fake = three_audiences();
+    let catalog = catalog(vec![
+        object_stream("users", None, "append_dedup"),
+        object_stream("partners", Some(&format!("audience_{THIRD}")), "append_dedup"),
+    ]);
+    // FNAME exists in the configured audience only: the partners' audience matches by name.
+    let settings = json!({"skip_merge_validation": true,
+                          "field_mappings": [{"record_field": "handle", "merge_tag": "FNAME"}]});
+    let files = Files::new(&config(settings), &catalog);
+    let lines = [
+        record("users", None, json!({"email_address": "u1@mail.io", "handle": "Una"})),
+        record("partners", None, json!({"email_address": "p1@mail.io", "handle": "Pat"})),
+    ];
+    let run = run(
+        &["write", "--config", &files.config(), "--catalog", &files.catalog()],
+        &lines.join("\n"),
+        Some(&fake.base_url()),
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.logs(), run.stderr);
+    assert_eq!(fake.member(LIST, "u1@mail.io").unwrap().merge_fields["FNAME"], "Una");
+    assert!(fake.member(THIRD, "p1@mail.io").unwrap().merge_fields.is_empty());
+}
+
+#[test]
+fn preview_of_an_update_stream_counts_strangers_as_rejected_not_created() {
+    let fake = three_audiences();
+    let catalog = catalog(vec![object_stream("crm", None, "update")]);
+    let files = Files::new(&config(json!({"skip_merge_validation": true})), &catalog);
+    let lines = [
+        record("crm", None, json!({"email_address": "known@mail.io", "FNAME": "Renamed"})),
+        record("crm", None, json!({"email_address": "stranger@mail.io"})),
+    ];
+    let (code, stdout, stderr) = run_for_people(
+        &["preview", "--config", &files.config(), "--catalog", &files.catalog(), "--json"],
+        &lines.join("\n"),
+        &fake.base_url(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((report["created"].as_u64(), report["updated"].as_u64()), (Some(0), Some(1)), "{report}");
+    assert_eq!(report["rejected"], 1);
+    let reasons = report["rejected_by_reason"].as_object().unwrap();
+    assert!(reasons.keys().any(|r| r.contains("not in the audience")), "{reasons:?}");
+    assert!(fake.requests().iter().all(|r| r.method == "GET"), "preview writes nothing");
+}

@@ -143,6 +143,11 @@ fn the_dockerfile_entrypoint_labels_and_user_are_what_the_platforms_expect() {
     assert_eq!(field("dockerRepository"), Some(name.clone()));
     assert_eq!(field("connectorType").as_deref(), Some("destination"));
     assert!(metadata.contains("\"*.api.mailchimp.com\""), "allowedHosts names Mailchimp's API hosts");
+    assert_eq!(
+        field("supportsDataActivation").as_deref(),
+        Some("true"),
+        "the platform runs discover only then"
+    );
 
     let acceptance = read("acceptance-test-config.yml");
     assert!(acceptance.contains(&format!("connector_image: {name}:dev")), "{acceptance}");

@@ -21,20 +21,12 @@ fn sample_catalog() -> Value {
 
 /// Runs `preview` to the end: (exit code, stdout, stderr). The key must appear in neither.
 fn preview(fake: &FakeMailchimp, files: &Files, input: &str, json: bool) -> (i32, String, String) {
-    use std::io::Write;
     let (config, catalog) = (files.config(), files.catalog());
     let mut args = vec!["preview", "--config", &config, "--catalog", &catalog];
     if json {
         args.push("--json");
     }
-    let mut child = spawn(&args, Some(&fake.base_url()));
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let (stdout, stderr) =
-        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
-    assert_no_secret(&stdout, &stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    (output.status.code().unwrap_or(-1), stdout, stderr)
+    run_for_people(&args, input, &fake.base_url())
 }
 
 fn preview_json(fake: &FakeMailchimp, files: &Files, input: &str) -> Value {

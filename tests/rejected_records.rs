@@ -38,7 +38,11 @@ fn exactly_the_rejected_records_are_stored_with_their_data_and_reasons() {
     let s3 = S3Server::start();
     s3.create_bucket("rejects");
     let fake = audience();
-    let catalog = catalog(vec![keyed_stream("users", "append_dedup"), keyed_stream("crm", "update")]);
+    let mut catalog = catalog(vec![keyed_stream("users", "append_dedup"), keyed_stream("crm", "update")]);
+    // The platform's job id: the sync's folder.
+    for stream in catalog["streams"].as_array_mut().unwrap() {
+        stream["sync_id"] = json!(4242);
+    }
     let lines = [
         record("users", None, json!({"email": "ok@mail.io", "plan": "pro"})),
         record("users", None, json!({"email": "not an address", "plan": "free"})),
@@ -51,11 +55,11 @@ fn exactly_the_rejected_records_are_stored_with_their_data_and_reasons() {
     let run = write(&fake, s3.storage_config("rejects", "mailchimp/rejected"), &catalog, &lines);
     assert_eq!(run.code, 0, "{}\n{}", run.logs(), run.stderr);
     assert_eq!(run.states().len(), 1);
-    run.assert_logged("Stored 4 rejected records in s3://rejects/mailchimp/rejected/");
+    run.assert_logged("Stored 4 rejected records in s3://rejects/mailchimp/rejected/4242.");
 
     let objects = s3.objects("rejects");
     for (path, _) in &objects {
-        assert!(path.starts_with("mailchimp/rejected/"), "{path}");
+        assert!(path.starts_with("mailchimp/rejected/4242/"), "{path}");
         assert!(path.ends_with(".jsonl"), "{path}");
     }
     let mut stored: Vec<(String, Value, String)> = s3

@@ -177,6 +177,19 @@ pub fn start_write(files: &Files, base_url: &str, lines: &[String]) -> (Child, C
 
 /// Runs the binary to the end with `input` on stdin, and checks what every run must satisfy:
 /// each stdout line is one Airbyte message, and the API key appears nowhere.
+/// Runs a command whose stdout is for people (`preview`): (exit code, stdout, stderr); the key
+/// appears in neither, and nothing panicked.
+pub fn run_for_people(args: &[&str], input: &str, base_url: &str) -> (i32, String, String) {
+    let mut child = spawn(args, Some(base_url));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
+    assert_no_secret(&stdout, &stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (output.status.code().unwrap_or(-1), stdout, stderr)
+}
+
 pub fn run(args: &[&str], input: &str, base_url: Option<&str>) -> Run {
     run_bytes(args, input.as_bytes().to_vec(), base_url)
 }
