@@ -119,12 +119,7 @@ fn object_stream(name: &str, object: Option<&str>, mode: &str) -> Value {
 }
 
 fn write(fake: &Fake, catalog: &Value, lines: &[String]) -> Run {
-    let files = Files::new(&config(json!({"skip_merge_validation": true})), catalog);
-    run(
-        &["write", "--config", &files.config(), "--catalog", &files.catalog()],
-        &lines.join("\n"),
-        Some(&fake.base_url()),
-    )
+    write_lines(&fake.base_url(), &config(json!({"skip_merge_validation": true})), catalog, lines)
 }
 
 #[test]
@@ -234,16 +229,11 @@ fn field_mappings_apply_to_the_configured_audience_only() {
     // FNAME exists in the configured audience only: the partners' audience matches by name.
     let settings = json!({"skip_merge_validation": true,
                           "field_mappings": [{"record_field": "handle", "merge_tag": "FNAME"}]});
-    let files = Files::new(&config(settings), &catalog);
     let lines = [
         record("users", None, json!({"email_address": "u1@mail.io", "handle": "Una"})),
         record("partners", None, json!({"email_address": "p1@mail.io", "handle": "Pat"})),
     ];
-    let run = run(
-        &["write", "--config", &files.config(), "--catalog", &files.catalog()],
-        &lines.join("\n"),
-        Some(&fake.base_url()),
-    );
+    let run = write_lines(&fake.base_url(), &config(settings), &catalog, &lines);
     assert_eq!(run.code, 0, "{}\n{}", run.logs(), run.stderr);
     assert_eq!(fake.member(LIST, "u1@mail.io").unwrap().merge_fields["FNAME"], "Una");
     assert!(fake.member(THIRD, "p1@mail.io").unwrap().merge_fields.is_empty());

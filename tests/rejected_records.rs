@@ -24,13 +24,8 @@ fn keyed_stream(name: &str, mode: &str) -> Value {
 }
 
 fn write(fake: &Fake, storage: Value, catalog: &Value, lines: &[String]) -> Run {
-    let files =
-        Files::new(&config(json!({"object_storage_config": storage, "max_retry_seconds": 2})), catalog);
-    run(
-        &["write", "--config", &files.config(), "--catalog", &files.catalog()],
-        &lines.join("\n"),
-        Some(&fake.base_url()),
-    )
+    let config = config(json!({"object_storage_config": storage, "max_retry_seconds": 2}));
+    write_lines(&fake.base_url(), &config, catalog, lines)
 }
 
 #[test]

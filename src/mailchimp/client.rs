@@ -29,6 +29,9 @@ struct Request {
     body: Option<bytes::Bytes>,
 }
 
+/// Items per page of a collection (Mailchimp's maximum).
+const PAGE: usize = 1000;
+
 /// Mailchimp cancels calls after 120 s; waiting longer is pointless.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -208,20 +211,31 @@ impl Client {
 
     /// `GET /lists`: every audience the key can see (all pages), with its name and contact count.
     pub async fn lists(&self) -> Result<Vec<ListInfo>, ConnectorError> {
-        const PAGE: usize = 1000;
-        let mut lists = Vec::new();
-        loop {
-            let path = format!(
-                "/lists?count={PAGE}&offset={}&fields=lists.id,lists.name,lists.double_optin,\
+        let path = |offset| {
+            format!(
+                "/lists?count={PAGE}&offset={offset}&fields=lists.id,lists.name,lists.double_optin,\
                  lists.marketing_permissions,lists.stats.member_count,lists.stats.unsubscribe_count,\
-                 lists.stats.cleaned_count,total_items",
-                lists.len()
-            );
-            let page: ListsPage = self.call(Call::Lists, Method::GET, path, None).await?;
-            let got = page.lists.len();
-            lists.extend(page.lists);
-            if got < PAGE || lists.len() as u64 >= page.total_items {
-                return Ok(lists);
+                 lists.stats.cleaned_count,total_items"
+            )
+        };
+        self.all_pages(Call::Lists, path, |page: ListsPage| (page.lists, page.total_items)).await
+    }
+
+    /// Every item of a collection, `PAGE` at a time, until the total is read or a page comes back
+    /// short. `path` gives the request for an offset.
+    async fn all_pages<P: DeserializeOwned, T>(
+        &self,
+        call: Call,
+        path: impl Fn(usize) -> String,
+        items_of: impl Fn(P) -> (Vec<T>, u64),
+    ) -> Result<Vec<T>, ConnectorError> {
+        let mut items = Vec::new();
+        loop {
+            let (page, total) = items_of(self.call(call, Method::GET, path(items.len()), None).await?);
+            let short = page.len() < PAGE;
+            items.extend(page);
+            if short || items.len() as u64 >= total {
+                return Ok(items);
             }
         }
     }
@@ -246,22 +260,16 @@ impl Client {
     /// Every group category of the audience with its interests (all pages; each category's
     /// interests read at the same time).
     pub async fn categories(&self) -> Result<Vec<Category>, ConnectorError> {
-        const PAGE: usize = 1000;
-        let mut categories: Vec<Category> = Vec::new();
-        loop {
-            let path = format!(
-                "/lists/{}/interest-categories?count={PAGE}&offset={}&fields=categories.id,categories.title,\
-                 categories.type,total_items",
-                self.list_path_id(),
-                categories.len()
-            );
-            let page: CategoriesPage = self.call(Call::Groups, Method::GET, path, None).await?;
-            let got = page.categories.len();
-            categories.extend(page.categories);
-            if got < PAGE || categories.len() as u64 >= page.total_items {
-                break;
-            }
-        }
+        let list = self.list_path_id();
+        let path = |offset| {
+            format!(
+                "/lists/{list}/interest-categories?count={PAGE}&offset={offset}&fields=categories.id,\
+                 categories.title,categories.type,total_items"
+            )
+        };
+        let mut categories = self
+            .all_pages(Call::Groups, path, |page: CategoriesPage| (page.categories, page.total_items))
+            .await?;
         let ids: Vec<String> = categories.iter().map(|c| c.id.clone()).collect();
         let interests = futures::future::try_join_all(ids.iter().map(|id| self.interests(id))).await?;
         for (category, interests) in categories.iter_mut().zip(interests) {
@@ -271,23 +279,14 @@ impl Client {
     }
 
     async fn interests(&self, category_id: &str) -> Result<Vec<Interest>, ConnectorError> {
-        const PAGE: usize = 1000;
-        let mut interests: Vec<Interest> = Vec::new();
-        loop {
-            let path = format!(
-                "/lists/{}/interest-categories/{}/interests?count={PAGE}&offset={}&fields=interests.id,\
-                 interests.name,total_items",
-                self.list_path_id(),
-                path_segment(category_id),
-                interests.len()
-            );
-            let page: InterestsPage = self.call(Call::Groups, Method::GET, path, None).await?;
-            let got = page.interests.len();
-            interests.extend(page.interests);
-            if got < PAGE || interests.len() as u64 >= page.total_items {
-                return Ok(interests);
-            }
-        }
+        let (list, category) = (self.list_path_id(), path_segment(category_id));
+        let path = |offset| {
+            format!(
+                "/lists/{list}/interest-categories/{category}/interests?count={PAGE}&offset={offset}\
+                 &fields=interests.id,interests.name,total_items"
+            )
+        };
+        self.all_pages(Call::Groups, path, |page: InterestsPage| (page.interests, page.total_items)).await
     }
 
     /// `POST …/interest-categories/{id}/interests`: creates an interest (group) in a category.
@@ -304,18 +303,10 @@ impl Client {
 
     /// Every merge field of the audience, paging past Mailchimp's default page size.
     pub async fn merge_fields(&self) -> Result<Vec<MergeField>, ConnectorError> {
-        const PAGE: usize = 1000;
-        let mut fields = Vec::new();
-        loop {
-            let path =
-                format!("/lists/{}/merge-fields?count={PAGE}&offset={}", self.list_path_id(), fields.len());
-            let page: MergeFieldsPage = self.call(Call::MergeFields, Method::GET, path, None).await?;
-            let got = page.merge_fields.len();
-            fields.extend(page.merge_fields);
-            if got < PAGE || fields.len() as u64 >= page.total_items {
-                return Ok(fields);
-            }
-        }
+        let list = self.list_path_id();
+        let path = |offset| format!("/lists/{list}/merge-fields?count={PAGE}&offset={offset}");
+        self.all_pages(Call::MergeFields, path, |page: MergeFieldsPage| (page.merge_fields, page.total_items))
+            .await
     }
 
     /// `POST /lists/{id}` with a prepared JSON body (members plus `update_existing: true`).

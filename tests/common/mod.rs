@@ -177,6 +177,13 @@ pub fn start_write(files: &Files, base_url: &str, lines: &[String]) -> (Child, C
 
 /// Runs the binary to the end with `input` on stdin, and checks what every run must satisfy:
 /// each stdout line is one Airbyte message, and the API key appears nowhere.
+/// Runs `write` with this config and catalog on these input lines.
+pub fn write_lines(base_url: &str, config: &Value, catalog: &Value, lines: &[String]) -> Run {
+    let files = Files::new(config, catalog);
+    let args = ["write", "--config", &files.config(), "--catalog", &files.catalog()];
+    run(&args, &lines.join("\n"), Some(base_url))
+}
+
 /// Runs a command whose stdout is for people (`preview`): (exit code, stdout, stderr); the key
 /// appears in neither, and nothing panicked.
 pub fn run_for_people(args: &[&str], input: &str, base_url: &str) -> (i32, String, String) {
