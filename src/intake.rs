@@ -30,7 +30,8 @@ pub struct IntakeCounts {
     pub deletions_ignored: u64,
 }
 
-/// A record the intake step rejected: why, and the record as sent when originals are kept.
+/// A record the intake step rejected: why, and the record as sent when originals are kept (boxed
+/// where it is returned: most records are not rejected, and the common answer stays small).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
     pub rejection: Rejection,
@@ -72,7 +73,7 @@ impl Intake {
 
     /// Takes one message. Returns the rejection when a record is rejected here (the caller may log
     /// and store it; it is counted here). `now` starts the flush timer of a new batch.
-    pub fn take(&mut self, message: Incoming, now: Instant) -> Option<Rejected> {
+    pub fn take(&mut self, message: Incoming, now: Instant) -> Option<Box<Rejected>> {
         match message {
             Incoming::Record(mut record) => {
                 self.counts.records += 1;
@@ -91,7 +92,7 @@ impl Intake {
                     }
                     let rejection =
                         Rejection { reason: UNKNOWN_STREAM, field: None, message: UNKNOWN_STREAM.into() };
-                    return Some(Rejected { rejection, original });
+                    return Some(Box::new(Rejected { rejection, original }));
                 };
                 if let Some(resolved) = resolved {
                     record.stream = resolved;
@@ -143,7 +144,7 @@ impl Intake {
         tally: TallyId,
         original: Option<Original>,
         now: Instant,
-    ) -> Option<Rejected> {
+    ) -> Option<Box<Rejected>> {
         match mapped {
             Mapped::Member(member) => {
                 self.batcher.push(audience, member, tally, original, now);
@@ -152,7 +153,7 @@ impl Intake {
             Mapped::Rejected(rejection) => {
                 self.ledger.settle(tally, false);
                 self.count_rejection(&rejection.message);
-                Some(Rejected { rejection, original })
+                Some(Box::new(Rejected { rejection, original }))
             }
             Mapped::DeletionIgnored => {
                 // Handled as configured: counted as written, and reported in the summary.

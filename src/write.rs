@@ -278,7 +278,8 @@ impl<'a, W: Write> Writer<'a, W> {
                 Note::UnknownStream(text) => self.out.log(Level::Warn, &text)?,
             }
         }
-        let Some(Rejected { rejection, original }) = rejected else { return Ok(()) };
+        let Some(rejected) = rejected else { return Ok(()) };
+        let Rejected { rejection, original } = *rejected;
         if let (Some(store), Some(original)) = (&mut self.rejected, &original) {
             store.add(original, &rejection, self.intake.counts().states);
         }
