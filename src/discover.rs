@@ -14,34 +14,45 @@ use std::path::Path;
 /// The matching key of every operation: a contact is its email address.
 const MATCHING_KEY: &str = "email_address";
 
-/// Reads every audience (all pages), their merge fields and groups, and returns the
-/// DESTINATION_CATALOG message: three operations per audience.
+/// What discover describes of one audience: the audience and its GDPR marketing permissions.
+struct Described {
+    audience: Audience,
+    permissions: Vec<String>,
+}
+
+/// Reads every audience (all pages), their merge fields, groups and GDPR marketing permissions, and
+/// returns the DESTINATION_CATALOG message: three operations per audience.
 pub async fn discover(config_path: &Path) -> Result<Value, ConnectorError> {
     let config = config::load(config_path)?;
     let client = Client::new(&config.client_settings())?;
     let lists = client.lists().await?;
     // Read at the same time; the connection budget keeps it within Mailchimp's limit.
-    let audiences = futures::future::try_join_all(
-        lists.iter().map(|list| async { client.for_list(&list.id).audience().await }),
-    )
+    let audiences = futures::future::try_join_all(lists.iter().map(|list| async {
+        let client = client.for_list(&list.id);
+        let audience = client.audience().await?;
+        let permissions =
+            if list.marketing_permissions { client.permission_texts().await? } else { Vec::new() };
+        Ok::<_, ConnectorError>(Described { audience, permissions })
+    }))
     .await?;
     let operations: Vec<Value> =
-        audiences.iter().flat_map(|audience| operations(audience, config.skip_merge_validation)).collect();
+        audiences.iter().flat_map(|described| operations(described, config.skip_merge_validation)).collect();
     Ok(json!({"type": "DESTINATION_CATALOG", "destination_catalog": {"operations": operations}}))
 }
 
 /// An audience's operations: upsert, update-only and soft delete, named after its List ID.
-fn operations(audience: &Audience, skip_merge_validation: bool) -> Vec<Value> {
+fn operations(described: &Described, skip_merge_validation: bool) -> Vec<Value> {
+    let Described { audience, permissions } = described;
     let list = &audience.list;
+    let contact =
+        |required| contact_schema(&audience.merge_fields, &audience.categories, permissions, required);
     SyncMode::ALL
         .into_iter()
         .map(|mode| {
             let mut schema = match mode {
                 SyncMode::SoftDelete => key_only_schema(),
-                SyncMode::AppendDedup => {
-                    contact_schema(&audience.merge_fields, &audience.categories, !skip_merge_validation)
-                }
-                SyncMode::Update => contact_schema(&audience.merge_fields, &audience.categories, false),
+                SyncMode::AppendDedup => contact(!skip_merge_validation),
+                SyncMode::Update => contact(false),
             };
             schema["additionalProperties"] = json!(false);
             schema["title"] = json!(list.name);
@@ -71,13 +82,14 @@ fn key_only_schema() -> Value {
     json!({"type": "object", "required": [], "properties": properties})
 }
 
-/// The JSON schema of a contact: member fields, attributes, one property per merge tag, and one per
-/// group category (named as a record field that maps to it automatically). The matching key is not
-/// `required` (a mapping screen picks it on its own); the audience's required merge fields are, when
-/// `merge_fields_required`.
+/// The JSON schema of a contact: member fields, attributes, one property per merge tag, one per
+/// group category and one per GDPR marketing permission (each named as a record field that maps to
+/// it automatically). The matching key is not `required` (a mapping screen picks it on its own); the
+/// audience's required merge fields are, when `merge_fields_required`.
 pub fn contact_schema(
     merge_fields: &[MergeField],
     categories: &[Category],
+    permissions: &[String],
     merge_fields_required: bool,
 ) -> Value {
     let mut properties = member_properties();
@@ -97,6 +109,15 @@ pub fn contact_schema(
                    "title": category.title, "x-mailchimp-type": format!("group category ({})", category.kind),
                    "description": format!("The contact's whole selection in the group category '{}' ({choice}): a list \
                        of group names or a comma-separated string; empty clears it, null leaves it.", category.title)}),
+        );
+    }
+    for text in permissions {
+        properties.insert(
+            format!("marketing_permission_{}", normalize(text)),
+            json!({"type": ["null", "boolean"], "title": format!("Marketing permission: {text}"),
+                   "x-mailchimp-type": "GDPR marketing permission",
+                   "description": format!("Whether the contact gives the GDPR marketing permission '{text}': true \
+                       gives it, false withdraws it, null leaves it.")}),
         );
     }
     json!({"type": "object", "additionalProperties": true, "required": required, "properties": properties})

@@ -18,6 +18,7 @@ fn three_audiences() -> Fake {
     first.put_member("gone@mail.io", "subscribed", json!({}));
     let mut second = FakeList::with_default_fields(SECOND, "Customers EU");
     second.put_member("eu@mail.io", "subscribed", json!({}));
+    second.enable_gdpr(&["Email", "Direct Mail"]);
     let third = FakeList::new(THIRD, "Partners");
     Fake::start(vec![first, second, third])
 }
@@ -84,6 +85,13 @@ fn discover_lists_every_audience_with_three_operations_named_by_list_id() {
     assert_eq!(keys, ["email_address"], "a soft delete needs the matching key only");
     // Nothing was written by discover.
     assert!(fake.requests().iter().all(|r| r.method == "GET"));
+
+    // GDPR marketing permissions, read from one contact of the audience, as fields of its contacts.
+    let gdpr = operation(&operations, &format!("audience_{SECOND}"), "update");
+    let permission = &gdpr["json_schema"]["properties"]["marketing_permission_direct_mail"];
+    assert_eq!(permission["type"], json!(["null", "boolean"]), "{gdpr}");
+    assert!(gdpr["json_schema"]["properties"]["marketing_permission_email"].is_object());
+    assert!(upsert["json_schema"]["properties"].get("marketing_permission_email").is_none());
 
     let relaxed = operations_of(&discover(&fake, json!({"skip_merge_validation": true})));
     assert_eq!(operation(&relaxed, &object, "append_dedup")["json_schema"]["required"], json!([]));

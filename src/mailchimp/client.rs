@@ -3,7 +3,7 @@
 use super::budget::{Change, ConnectionBudget};
 use super::model::{
     AddressesPage, ApiError, Audience, BatchResponse, CategoriesPage, Category, Interest, InterestsPage,
-    ListInfo, ListsPage, MemberSummary, MembersPage, MergeField, MergeFieldsPage, Problem,
+    ListInfo, ListsPage, MemberSummary, MembersPage, MergeField, MergeFieldsPage, PermissionsPage, Problem,
 };
 use super::outcome::{classify, Backoff, Call, Outcome};
 use crate::error::{ConnectorError, FailureType};
@@ -400,6 +400,21 @@ impl Client {
             self.list_path_id()
         );
         self.call(Call::Members, Method::GET, path, None).await
+    }
+
+    /// The texts of the audience's GDPR marketing permissions. Mailchimp shows them only on
+    /// contacts, so one contact is read; empty when the audience has no contact yet.
+    pub async fn permission_texts(&self) -> Result<Vec<String>, ConnectorError> {
+        let path =
+            format!("/lists/{}/members?count=1&fields=members.marketing_permissions", self.list_path_id());
+        let page: PermissionsPage = self.call(Call::Members, Method::GET, path, None).await?;
+        Ok(page
+            .members
+            .into_iter()
+            .flat_map(|m| m.marketing_permissions)
+            .map(|p| p.text)
+            .filter(|t| !t.is_empty())
+            .collect())
     }
 
     /// One page of the audience's contacts, their addresses only, `count` ≤ 1000.

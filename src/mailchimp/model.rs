@@ -168,6 +168,19 @@ pub struct ListsPage {
     pub total_items: u64,
 }
 
+/// A page of `GET /lists/{id}/members` with only each contact's marketing permissions.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PermissionsPage {
+    pub members: Vec<MemberPermissions>,
+}
+
+/// The audience's GDPR marketing permissions, as one contact carries them.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MemberPermissions {
+    #[serde(default)]
+    pub marketing_permissions: Vec<PermissionState>,
+}
+
 /// A page of `GET /lists/{id}/members` with only the addresses.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AddressesPage {
