@@ -358,6 +358,17 @@ const KEY_SHAPE: &str =
     "A Mailchimp API key looks like 0123456789abcdef0123456789abcdef-us6: copy the whole key \
      from Profile → Extras → API keys, including the data-center suffix after the dash";
 
+/// Why a key fails the spec's pattern, in words (without the key).
+fn key_shape_problem(key: &str) -> String {
+    match data_center_of(key.trim()) {
+        Err(error) => error.message.trim_end_matches('.').to_string(),
+        Ok(_) => format!(
+            "The API key does not look like a Mailchimp API key (hexadecimal characters, a dash and the data \
+             center). {KEY_SHAPE}"
+        ),
+    }
+}
+
 fn data_center_of(api_key: &str) -> Result<String, ConnectorError> {
     match api_key.rsplit_once('-') {
         Some((head, dc))
@@ -413,16 +424,23 @@ fn validate_against_spec(value: &Value) -> Result<(), ConnectorError> {
                     "the config must be a JSON object".to_string()
                 }
             } else if path == "api_key" || path.starts_with("api_key.") {
-                "api_key must be a non-empty string".to_string()
+                // Never the key itself: the spec's pattern in words.
+                match (&error.kind, value.get("api_key").and_then(Value::as_str)) {
+                    (jsonschema::error::ValidationErrorKind::Pattern { .. }, Some(key)) => {
+                        key_shape_problem(key)
+                    }
+                    _ => "api_key must be a non-empty string".to_string(),
+                }
             } else {
                 format!("{path}: {error}")
             }
         })
         .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConnectorError::config(format!("Config validation error: {}.", problems.join("; "))))
+    match problems.as_slice() {
+        [] => Ok(()),
+        // A malformed key alone: its own message, as check shows it.
+        [only] if only.starts_with("The API key") => Err(ConnectorError::config(format!("{only}."))),
+        _ => Err(ConnectorError::config(format!("Config validation error: {}.", problems.join("; ")))),
     }
 }
 
@@ -523,6 +541,26 @@ mod tests {
             assert_eq!(error.failure_type, crate::error::FailureType::ConfigError);
             assert!(error.message.contains("0123456789abcdef0123456789abcdef-us6"), "{}", error.message);
             assert!(!error.message.contains(key) || key.len() < 6, "key echoed: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_shape_fails_the_spec_pattern_with_the_shape_in_words() {
+        for (key, says) in [
+            ("abc123", "no data-center suffix"),
+            ("abc123-us6", "does not look like a Mailchimp API key"),
+            ("0123456789abcdef0123456789abcdef-us6-extra", "does not look like a Mailchimp API key"),
+        ] {
+            let mut config = good();
+            config["api_key"] = json!(key);
+            let message = from_value(&config, None).unwrap_err().message;
+            assert!(message.starts_with("The API key") && message.contains(says), "{key}: {message}");
+            assert!(!message.contains(key), "key echoed: {message}");
+        }
+        for key in [" 0123456789abcdef0123456789abcdef-us6 ", "0123456789ABCDEF0123456789ABCDEF-us21"] {
+            let mut config = good();
+            config["api_key"] = json!(key);
+            assert!(from_value(&config, None).is_ok(), "{key}");
         }
     }
 

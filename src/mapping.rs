@@ -788,7 +788,7 @@ mod tests {
 
     fn default_mapper() -> Mapper {
         mapper(
-            json!({"api_key": "k-us1", "list_id": "l", "tags": "crm, vip"}),
+            json!({"api_key": "0123456789abcdef0123456789abcdef-us1", "list_id": "l", "tags": "crm, vip"}),
             json!({"streams": [{"stream": {"name": "users", "json_schema": {}}, "destination_sync_mode": "append_dedup", "primary_key": [["id"]]}]}),
         )
     }
@@ -797,7 +797,7 @@ mod tests {
     fn status_intents_deletions_and_placeholder_domains() {
         let catalog = json!({"streams": [{"stream": {"name": "users", "json_schema": {}}, "destination_sync_mode": "append_dedup"}]});
         let mut m = mapper(
-            json!({"api_key": "k-us1", "list_id": "l", "status_field": "consent", "on_delete": "archive",
+            json!({"api_key": "0123456789abcdef0123456789abcdef-us1", "list_id": "l", "status_field": "consent", "on_delete": "archive",
                    "tag_mode": "owned", "owned_tag_prefix": "hp:", "tags": "hp:all, crm"}),
             catalog.clone(),
         );
@@ -823,7 +823,8 @@ mod tests {
         let not_deleted = map(&mut m, json!({"email": "a@b.io", "_ab_cdc_deleted_at": null}));
         assert_eq!(not_deleted.action, Action::Upsert);
 
-        let mut ignoring = mapper(json!({"api_key": "k-us1", "list_id": "l"}), catalog);
+        let mut ignoring =
+            mapper(json!({"api_key": "0123456789abcdef0123456789abcdef-us1", "list_id": "l"}), catalog);
         assert_eq!(ignoring.map(&users(), json!({"_ab_cdc_deleted_at": 1}).into()), Mapped::DeletionIgnored);
         for placeholder in ["x@example.com", "x@mail.EXAMPLE.org", "x@shop.test", "x@host.invalid"] {
             assert!(
@@ -873,7 +874,7 @@ mod tests {
     #[test]
     fn configured_email_field_wins() {
         let mut m = mapper(
-            json!({"api_key": "k-us1", "list_id": "l", "email_field": "work"}),
+            json!({"api_key": "0123456789abcdef0123456789abcdef-us1", "list_id": "l", "email_field": "work"}),
             json!({"streams": [{"stream": {"name": "users"}, "destination_sync_mode": "append_dedup"}]}),
         );
         let Mapped::Member(a) = m.map(&users(), json!({"email": "x@y.io", "work": "w@y.io"}).into()) else {
@@ -904,7 +905,7 @@ mod tests {
     #[test]
     fn matches_by_tag_display_name_alias_and_explicit_mapping() {
         let config = crate::config::from_value(
-            &json!({"api_key": "k-us1", "list_id": "l", "field_mappings": [{"record_field": "nick", "merge_tag": "fname"}]}),
+            &json!({"api_key": "0123456789abcdef0123456789abcdef-us1", "list_id": "l", "field_mappings": [{"record_field": "nick", "merge_tag": "fname"}]}),
             None,
         )
         .unwrap();
@@ -941,7 +942,7 @@ mod tests {
         assert_eq!(dropped.len(), 2);
         assert!(dropped[0].contains("field 'dob' → BIRTHDAY: 1 value(s)"), "{dropped:?}");
 
-        let unknown = crate::config::from_value(&json!({"api_key": "k-us1", "list_id": "l", "field_mappings": [{"record_field": "x", "merge_tag": "NOPE"}]}), None).unwrap();
+        let unknown = crate::config::from_value(&json!({"api_key": "0123456789abcdef0123456789abcdef-us1", "list_id": "l", "field_mappings": [{"record_field": "x", "merge_tag": "NOPE"}]}), None).unwrap();
         let error = Mapper::new(&unknown, &catalog, &fields, &[]).err().unwrap();
         assert!(
             error.message.contains("'NOPE'") && error.message.contains("FNAME, LNAME"),
