@@ -45,5 +45,8 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also write the report as an HTML page to this file, for people to open in a browser.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
 }

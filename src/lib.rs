@@ -12,7 +12,8 @@
 //! - [`write`](mod@write): [`dispatch`] (per-email waits, connections in order) → [`apply`] (one batch) →
 //!   [`ack`] (states in input order), with [`report`], [`effects`], [`progress`] and [`rejected`]
 //!   (rejected records stored before the states after them).
-//! - [`rules`]: what Mailchimp does to a contact, shared by apply and preview.
+//! - [`rules`]: what Mailchimp does to a contact, shared by apply and preview; [`report_html`]: the
+//!   preview's report as a page for people.
 //! - [`mailchimp`]: a leaf owning Mailchimp's vocabulary, the client, the outcome table and the
 //!   connection budget.
 //! - [`signals`]: SIGTERM and SIGINT from the first moment.
@@ -45,6 +46,7 @@ pub mod protocol;
 pub mod redact;
 pub mod rejected;
 pub mod report;
+pub mod report_html;
 pub mod rules;
 pub mod signals;
 pub mod spec;
@@ -69,8 +71,9 @@ where
     // Listening from the start: a signal that comes while the audience is read still ends the run
     // with a message instead of killing the process.
     let mut stop = signals::stop_signals();
-    if let Command::Preview { config, catalog, json } = &command {
-        return match preview(config, catalog, *json, stdin, stdout, &mut stop).await {
+    if let Command::Preview { config, catalog, json, html } = &command {
+        let output = preview::ReportOutput { json: *json, html: html.clone() };
+        return match preview(config, catalog, output, stdin, stdout, &mut stop).await {
             Ok(()) => 0,
             Err(error) => {
                 tracing::debug!("{}", error.internal.as_deref().unwrap_or(&error.message));
@@ -134,7 +137,7 @@ where
 async fn preview<R, W>(
     config: &std::path::Path,
     catalog: &std::path::Path,
-    json: bool,
+    output: preview::ReportOutput,
     stdin: BufReader<R>,
     mut stdout: W,
     stop: &mut tokio::sync::mpsc::Receiver<&'static str>,
@@ -146,6 +149,6 @@ where
     let config = config::load(config)?;
     let catalog = catalog::load(catalog)?;
     let input = input::spawn_reader(stdin, INPUT_QUEUE);
-    let work = preview::preview(&config, &catalog, input, json, &mut stdout);
+    let work = preview::preview(&config, &catalog, input, &output, &mut stdout);
     signals::unless_stopped(stop, "The preview", "Nothing was written.", work).await
 }

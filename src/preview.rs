@@ -162,6 +162,8 @@ pub struct Report {
     pub updated: u64,
     pub rejected: u64,
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Up to three rejected records per reason, as excerpts with their addresses masked.
+    pub rejected_examples: BTreeMap<String, Vec<String>>,
     /// "from → to" for contacts whose status would change.
     pub status_changes: BTreeMap<String, u64>,
     pub tags_added: u64,
@@ -175,12 +177,23 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-/// Runs the preview: reads `input`, looks up, and prints the report (text, or JSON) to `out`.
+/// How the report is given: text or JSON on stdout, and optionally an HTML page in a file.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOutput {
+    pub json: bool,
+    pub html: Option<std::path::PathBuf>,
+}
+
+/// Examples kept per rejection reason.
+const EXAMPLES_PER_REASON: usize = 3;
+
+/// Runs the preview: reads `input`, looks up, and prints the report (text, or JSON) to `out`, and
+/// writes the HTML page when asked.
 pub async fn preview<W: Write>(
     config: &Config,
     catalog: &ConfiguredCatalog,
     mut input: mpsc::Receiver<Vec<InputEvent>>,
-    json: bool,
+    output: &ReportOutput,
     out: &mut W,
 ) -> Result<(), ConnectorError> {
     let routes = crate::audiences::group_streams(&config.list_id, catalog)?;
@@ -211,9 +224,11 @@ pub async fn preview<W: Write>(
         mapping: mapper.plan_report().into_iter().map(|(_, line)| line).collect(),
         ..Default::default()
     };
-    let mut intake = Intake::new(vec![mapper], config.batch_size);
+    // Records are kept as sent, so that the report can show examples of rejected ones.
+    let mut intake = Intake::new(vec![mapper], config.batch_size).keeping_originals();
     let mut names = TagNames::default();
-    let mut contacts = read_input(&mut intake, &mut input, &required, &mut names).await?;
+    let mut contacts =
+        read_input(&mut intake, &mut input, &required, &mut names, &mut report.rejected_examples).await?;
     let counts = intake.counts();
     report.records = counts.records;
     report.states = counts.states;
@@ -232,7 +247,12 @@ pub async fn preview<W: Write>(
     let mapper = &intake.mappers()[0];
     report.warnings = mapper.dropped_values().into_iter().chain(mapper.unknown_statuses()).collect();
 
-    let text = if json {
+    if let Some(path) = &output.html {
+        std::fs::write(path, crate::report_html::page(&report)).map_err(|e| {
+            ConnectorError::config(format!("Could not write the HTML report to {}: {e}", path.display()))
+        })?;
+    }
+    let text = if output.json {
         serde_json::to_string_pretty(&report).expect("the report serializes") + "\n"
     } else {
         render(&report)
@@ -249,6 +269,7 @@ async fn read_input(
     input: &mut mpsc::Receiver<Vec<InputEvent>>,
     required: &[String],
     names: &mut TagNames,
+    examples: &mut BTreeMap<String, Vec<String>>,
 ) -> Result<Contacts, ConnectorError> {
     let mut contacts = Contacts::default();
     let mut progress = Ticker::new();
@@ -268,7 +289,9 @@ async fn read_input(
                     return Err(ConnectorError::system(crate::input::invalid_line(line, &reason, &excerpt)))
                 }
                 InputEvent::Message(message) => {
-                    intake.take(message, Instant::now());
+                    if let Some(rejected) = intake.take(message, Instant::now()) {
+                        keep_example(examples, &rejected);
+                    }
                     take(intake, &mut contacts);
                 }
             }
@@ -279,6 +302,16 @@ async fn read_input(
     take(intake, &mut contacts);
     intake.take_notes();
     Ok(contacts)
+}
+
+/// Keeps a rejected record as an example of its reason (the first few only), its addresses masked.
+fn keep_example(examples: &mut BTreeMap<String, Vec<String>>, rejected: &crate::intake::Rejected) {
+    let Some(original) = &rejected.original else { return };
+    let kept = examples.entry(rejected.rejection.message.clone()).or_default();
+    if kept.len() < EXAMPLES_PER_REASON {
+        let data = crate::rejected::data_value(&original.data).to_string();
+        kept.push(crate::redact::excerpt(&data, 160));
+    }
 }
 
 fn step_of(member: &Member, required: &[String], records: u32, names: &mut TagNames) -> Step {

@@ -223,7 +223,8 @@ pub fn rejected_line(original: &Original, rejection: &Rejection) -> Value {
     })
 }
 
-fn data_value(data: &RecordData) -> Value {
+/// A record's data as JSON, as the source sent it.
+pub fn data_value(data: &RecordData) -> Value {
     match data {
         RecordData::Fields(fields) => Value::Object(fields.iter().cloned().collect::<Map<String, Value>>()),
         RecordData::Other(value) => value.clone(),

@@ -405,3 +405,39 @@ mod agreement {
         }
     }
 }
+
+#[test]
+fn the_html_report_has_the_numbers_of_the_json_report_and_masked_examples() {
+    let fake = Fake::start(vec![{
+        let mut list = FakeList::with_default_fields(LIST, "Spring <Launch> & Co");
+        demo_audience(&mut list);
+        list
+    }]);
+    let files = Files::new(&config(json!({})), &catalog(vec![stream("users", None, "append_dedup")]));
+    let input = [
+        record("users", None, json!({"email": "ada@math.org", "first_name": "Ada"})),
+        record("users", None, json!({"email": "not an address", "note": "see bob@corp.io"})),
+        record("users", None, json!({"first_name": "No email"})),
+    ]
+    .join("\n");
+    let html_path = files.path("report.html");
+    let (config, catalog) = (files.config(), files.catalog());
+    let args = ["preview", "--config", &config, "--catalog", &catalog, "--json", "--html", &html_path];
+    let (code, stdout, stderr) = run_for_people(&args, &input, &fake.base_url());
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    for key in ["records", "contacts", "created", "updated", "rejected"] {
+        let marked = format!("<span data-count=\"{key}\">{}</span>", report[key]);
+        assert!(html.contains(&marked), "{marked} missing from the page");
+    }
+    assert_eq!(report["rejected"], 2);
+    assert!(html.contains("Spring &lt;Launch&gt; &amp; Co"), "the audience's name is escaped");
+    let examples = report["rejected_examples"].as_object().unwrap();
+    assert_eq!(examples.values().map(|v| v.as_array().unwrap().len()).sum::<usize>(), 2, "{examples:?}");
+    assert!(
+        !html.contains("bob@corp.io") && html.contains("b***@corp.io"),
+        "addresses in examples are masked"
+    );
+    assert!(!html.contains("<script"), "the page runs no script");
+}
