@@ -5,6 +5,9 @@ a fixed per-request latency, and the table shows how close it gets to Mailchimp'
     ./scripts/bench.py            # 20/100/500 ms × 200,000/1,000,000 records × concurrency 5 (default) and 10
     ./scripts/bench.py --quick    # 200,000 records only
 
+It also draws docs/images/benchmark.svg (--chart another path): contacts per second and the ratio
+to the ceiling against latency, for the default 5 requests and for 10, from the 200,000-record rows.
+
 For each run: records/s; the ceiling (requests in flight × 500 contacts / latency); their ratio;
 the peak number of requests the fake saw at once; the connector's CPU seconds, CPU per record and
 peak resident memory; and the fake's own CPU, as a share of the run's wall time (so one can see
@@ -14,6 +17,7 @@ full batch of 500 contacts.
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -122,16 +126,87 @@ def run(records, input_path, latency_ms, concurrency, work):
     }
 
 
+COLORS = {5: "#615eff", 10: "#e07a00"}
+
+
+def write_chart(path, rows, machine):
+    """An SVG of the 200,000-record rows: records/s (log scale, the ceiling dashed) and the ratio to
+    the ceiling, against latency, one line per concurrency. Plain SVG text, no plotting library."""
+    rows = [r for r in rows if r["records"] == 200_000]
+    latencies = sorted({r["latency"] for r in rows})
+    width, height, top, bottom, panel_w, gap, left = 800, 370, 74, 84, 300, 110, 64
+    plot_h = height - top - bottom
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+           f'<text x="{left}" y="22" font-size="15" font-weight="bold">End to end against the fake Mailchimp API, '
+           f'200,000 contacts</text>',
+           f'<text x="{left}" y="40" fill="#555">{machine}; batches of 500; dashed: the ceiling '
+           f'(requests × 500 / latency)</text>']
+
+    def x_of(panel_x, latency):
+        i = latencies.index(latency)
+        return panel_x + 20 + i * (panel_w - 40) / max(1, len(latencies) - 1)
+
+    def panel(panel_x, title, y_of, ticks, label):
+        out.append(f'<text x="{panel_x}" y="{top - 2}" font-weight="bold">{title}</text>')
+        out.append(f'<rect x="{panel_x}" y="{top + 6}" width="{panel_w}" height="{plot_h}" fill="none" stroke="#ccc"/>')
+        for value in ticks:
+            y = y_of(value)
+            out.append(f'<line x1="{panel_x}" x2="{panel_x + panel_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
+            out.append(f'<text x="{panel_x - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{label(value)}</text>')
+        for latency in latencies:
+            x = x_of(panel_x, latency)
+            out.append(f'<text x="{x:.1f}" y="{top + 6 + plot_h + 16}" text-anchor="middle" fill="#555">{latency} ms</text>')
+        out.append(f'<text x="{panel_x + panel_w / 2}" y="{top + 6 + plot_h + 34}" text-anchor="middle" '
+                   f'fill="#555">latency per request</text>')
+
+    def line(panel_x, y_of, key, concurrency, dashed=False):
+        points = [(x_of(panel_x, r["latency"]), y_of(r[key])) for r in sorted(rows, key=lambda r: r["latency"])
+                  if r["concurrency_n"] == concurrency]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        dash = ' stroke-dasharray="5,4" stroke-opacity="0.6"' if dashed else ""
+        out.append(f'<polyline points="{path}" fill="none" stroke="{COLORS[concurrency]}" stroke-width="2"{dash}/>')
+        if not dashed:
+            for x, y in points:
+                out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{COLORS[concurrency]}"/>')
+
+    low, high = 1_000, 300_000
+    rate_y = lambda v: top + 6 + plot_h * (1 - (math.log10(max(v, low)) - math.log10(low)) /
+                                          (math.log10(high) - math.log10(low)))
+    panel(left, "contacts per second (log scale)", rate_y, [1_000, 10_000, 100_000],
+          lambda v: f"{v // 1000:,}k")
+    ratio_x = left + panel_w + gap
+    ratio_y = lambda v: top + 6 + plot_h * (1 - v)
+    panel(ratio_x, "share of the ceiling", ratio_y, [0, 0.2, 0.4, 0.6, 0.8, 1.0], lambda v: f"{v:.0%}")
+    for concurrency in COLORS:
+        line(left, rate_y, "ceiling", concurrency, dashed=True)
+        line(left, rate_y, "rate", concurrency)
+        line(ratio_x, ratio_y, "ratio", concurrency)
+    for i, (concurrency, name) in enumerate([(5, "5 requests (default)"), (10, "10 requests")]):
+        x = left + i * 190
+        y = height - 12
+        out.append(f'<line x1="{x}" x2="{x + 22}" y1="{y - 4}" y2="{y - 4}" stroke="{COLORS[concurrency]}" stroke-width="3"/>')
+        out.append(f'<text x="{x + 28}" y="{y}">{name}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="200,000 records only")
     parser.add_argument("--latencies", default="20,100,500", help="per-request latencies in ms")
+    parser.add_argument("--chart", default=os.path.join(ROOT, "docs", "images", "benchmark.svg"),
+                        help="where to draw the chart (SVG)")
     args = parser.parse_args()
     sizes = [200_000] if args.quick else [200_000, 1_000_000]
     latencies = [int(x) for x in args.latencies.split(",")]
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--workspace", "--bins"], cwd=ROOT, check=True)
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; release build; batch size {BATCH}")
+    machine = f"{cpu_model()}, {os.cpu_count()} cores"
+    print(f"machine: {machine}; release build; batch size {BATCH}")
+    rows = []
     header = ("latency", "records", "requests", "records/s", "ceiling/s", "ratio", "peak in flight",
               "connector CPU s", "µs/record", "peak RSS MB", "fake CPU share")
     print("| " + " | ".join(header) + " |")
@@ -145,12 +220,15 @@ def main():
                     r = run(records, input_path, latency, concurrency, work)
                     if r["states"] != records // 10_000:
                         sys.exit(f"expected {records // 10_000} states, got {r['states']}")
+                    rows.append({**r, "records": records, "latency": latency, "concurrency_n": concurrency or 5})
                     print(
                         f"| {latency} ms | {records:,} | {r['concurrency']} | {r['rate']:,.0f} | {r['ceiling']:,.0f} "
                         f"| {r['ratio']:.1%} | {r['peak']} | {r['cpu']:.1f} | {r['cpu_us']:.2f} | {r['rss_mb']:.0f} "
                         f"| {r['fake_share']:.0%} |",
                         flush=True,
                     )
+    write_chart(args.chart, rows, machine)
+    print(f"chart: {os.path.relpath(args.chart, ROOT)}")
 
 
 if __name__ == "__main__":
