@@ -139,6 +139,37 @@ enum RawStorage {
     },
 }
 
+impl RawStorage {
+    /// The bucket's settings, trimmed; `None` for the "None" choice.
+    fn settings(self) -> Option<Result<StorageSettings, ConnectorError>> {
+        let RawStorage::S3 {
+            s3_bucket_name,
+            s3_bucket_region,
+            bucket_path,
+            s3_endpoint,
+            access_key_id,
+            secret_access_key,
+        } = self
+        else {
+            return None;
+        };
+        let text = |value: Option<String>| value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let Some(bucket) = text(Some(s3_bucket_name)) else {
+            return Some(Err(ConnectorError::config(
+                "object_storage_config: s3_bucket_name must not be empty.",
+            )));
+        };
+        Some(Ok(StorageSettings {
+            bucket,
+            region: text(Some(s3_bucket_region)).unwrap_or_else(|| "us-east-1".into()),
+            bucket_path: bucket_path.trim().to_string(),
+            endpoint: text(s3_endpoint),
+            access_key_id: text(access_key_id).map(ApiKey::new),
+            secret_access_key: text(secret_access_key).map(ApiKey::new),
+        }))
+    }
+}
+
 /// An S3 or S3-compatible bucket for rejected records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageSettings {
@@ -268,26 +299,7 @@ pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Conf
         })?),
     };
     let field_mappings = field_mappings(raw.field_mappings)?;
-    let rejected_storage = match raw.object_storage_config {
-        None | Some(RawStorage::None) => None,
-        Some(RawStorage::S3 {
-            s3_bucket_name,
-            s3_bucket_region,
-            bucket_path,
-            s3_endpoint,
-            access_key_id,
-            secret_access_key,
-        }) => Some(StorageSettings {
-            bucket: text(Some(s3_bucket_name)).ok_or_else(|| {
-                ConnectorError::config("object_storage_config: s3_bucket_name must not be empty.")
-            })?,
-            region: text(Some(s3_bucket_region)).unwrap_or_else(|| "us-east-1".into()),
-            bucket_path: bucket_path.trim().to_string(),
-            endpoint: text(s3_endpoint),
-            access_key_id: text(access_key_id).map(ApiKey::new),
-            secret_access_key: text(secret_access_key).map(ApiKey::new),
-        }),
-    };
+    let rejected_storage = raw.object_storage_config.and_then(RawStorage::settings).transpose()?;
     Ok(Config {
         api_key: ApiKey::new(api_key),
         data_center,
@@ -562,6 +574,25 @@ mod tests {
             config["api_key"] = json!(key);
             assert!(from_value(&config, None).is_ok(), "{key}");
         }
+    }
+
+    #[test]
+    fn rejected_records_storage_is_none_or_an_s3_bucket_with_trimmed_settings() {
+        assert_eq!(from_value(&good(), None).unwrap().rejected_storage, None);
+        let mut config = good();
+        config["object_storage_config"] = json!({"storage_type": "None"});
+        assert_eq!(from_value(&config, None).unwrap().rejected_storage, None);
+        config["object_storage_config"] = json!({"storage_type": "S3", "s3_bucket_name": " b ", "bucket_path": " p/q ",
+                                                 "s3_bucket_region": "", "access_key_id": "", "s3_endpoint": "http://minio:9000"});
+        let storage = from_value(&config, None).unwrap().rejected_storage.unwrap();
+        assert_eq!(
+            (storage.bucket.as_str(), storage.region.as_str(), storage.bucket_path.as_str()),
+            ("b", "us-east-1", "p/q")
+        );
+        assert_eq!((storage.endpoint.as_deref(), storage.access_key_id), (Some("http://minio:9000"), None));
+        config["object_storage_config"]["s3_bucket_name"] = json!("  ");
+        let message = from_value(&config, None).unwrap_err().message;
+        assert!(message.contains("s3_bucket_name"), "{message}");
     }
 
     #[test]

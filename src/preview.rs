@@ -196,21 +196,12 @@ pub async fn preview<W: Write>(
     output: &ReportOutput,
     out: &mut W,
 ) -> Result<(), ConnectorError> {
-    let routes = crate::audiences::group_streams(&config.list_id, catalog)?;
-    if let Some(other) = routes.iter().find(|r| r.list_id != config.list_id) {
-        return Err(ConnectorError::config(format!(
-            "The catalog sends streams to the audience {}, but preview covers the configured audience (List ID \
-             {}) only: preview with a catalog whose streams have no destination object, or set list_id to \
-             that audience.",
-            crate::audiences::object_name(&other.list_id),
-            config.list_id
-        )));
-    }
+    let has_update_stream = configured_audience_only(config, catalog)?;
     let client = Client::new(&config.client_settings())?;
     let audience = client.audience().await?;
     let (list, merge_fields) = (&audience.list, &audience.merge_fields);
     // Update-only streams need who is in the audience, as write reads it.
-    let existing = match routes.iter().any(|r| r.has_update_stream()) {
+    let existing = match has_update_stream {
         true => Some(crate::audiences::existing_contacts(&client).await?),
         false => None,
     };
@@ -246,16 +237,36 @@ pub async fn preview<W: Write>(
     report.rejected = report.rejected_by_reason.values().sum();
     let mapper = &intake.mappers()[0];
     report.warnings = mapper.dropped_values().into_iter().chain(mapper.unknown_statuses()).collect();
+    give(&report, output, out)
+}
 
+/// Preview covers the configured audience: fails when a stream names another one. Returns whether
+/// a stream only updates (who is in the audience must then be read).
+fn configured_audience_only(config: &Config, catalog: &ConfiguredCatalog) -> Result<bool, ConnectorError> {
+    let routes = crate::audiences::group_streams(&config.list_id, catalog)?;
+    if let Some(other) = routes.iter().find(|r| r.list_id != config.list_id) {
+        return Err(ConnectorError::config(format!(
+            "The catalog sends streams to the audience {}, but preview covers the configured audience (List ID \
+             {}) only: preview with a catalog whose streams have no destination object, or set list_id to \
+             that audience.",
+            crate::audiences::object_name(&other.list_id),
+            config.list_id
+        )));
+    }
+    Ok(routes.iter().any(|r| r.has_update_stream()))
+}
+
+/// Writes the HTML page when asked, then prints the report as text or JSON.
+fn give<W: Write>(report: &Report, output: &ReportOutput, out: &mut W) -> Result<(), ConnectorError> {
     if let Some(path) = &output.html {
-        std::fs::write(path, crate::report_html::page(&report)).map_err(|e| {
+        std::fs::write(path, crate::report_html::page(report)).map_err(|e| {
             ConnectorError::config(format!("Could not write the HTML report to {}: {e}", path.display()))
         })?;
     }
     let text = if output.json {
-        serde_json::to_string_pretty(&report).expect("the report serializes") + "\n"
+        serde_json::to_string_pretty(report).expect("the report serializes") + "\n"
     } else {
-        render(&report)
+        render(report)
     };
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
