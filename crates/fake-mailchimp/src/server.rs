@@ -611,4 +611,25 @@ mod tests {
         );
         assert_eq!(partial(answer, "exclude_fields=new_members%2Cerrors"), json!({"total_created": 1}));
     }
+
+    #[test]
+    fn audiences_are_served_in_pages_of_ten_by_default_and_at_most_a_thousand() {
+        let lists: Vec<FakeList> =
+            (0..12).map(|i| FakeList::new(&format!("l{i:02}"), &format!("List {i}"))).collect();
+        let body = |query: &str| {
+            let response = lists_page(&lists, query);
+            assert_eq!(response.status(), StatusCode::OK);
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let bytes = runtime.block_on(axum::body::to_bytes(response.into_body(), usize::MAX)).unwrap();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        };
+        let ids = |page: &Value| -> Vec<String> {
+            page["lists"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()).collect()
+        };
+        let first = body("");
+        assert_eq!((ids(&first).len(), first["total_items"].as_u64()), (10, Some(12)));
+        assert_eq!(ids(&body("count=5&offset=10")), ["l10", "l11"]);
+        assert_eq!(ids(&body("count=5000")).len(), 12);
+        assert_eq!(body("fields=lists.id,total_items")["lists"][0], json!({"id": "l00"}));
+    }
 }
