@@ -154,8 +154,10 @@ impl RejectedStore {
             let path = self.part_path(&stream);
             let records = lines.iter().filter(|b| **b == b'\n').count() as u64;
             let size = lines.len();
+            // Shared, not copied: the part is kept only in case the write fails.
+            let lines = bytes::Bytes::from(lines);
             if let Err(error) = self.store.put(&path, PutPayload::from(lines.clone())).await {
-                self.pending.insert(stream, lines);
+                self.pending.insert(stream, lines.to_vec());
                 return Err(storage_error(
                     &format!(
                         "Could not store {} in {}",
