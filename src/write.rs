@@ -14,11 +14,14 @@ use crate::input::InputEvent;
 use crate::intake::{Intake, Note, Rejected};
 use crate::ledger::PendingState;
 use crate::mailchimp::client::{self, Client, Notice};
+use crate::mailchimp::member::EmailKey;
+use crate::mailchimp::model::Audience;
 use crate::mapping::Mapper;
 use crate::progress::{Progress, PROGRESS_EVERY};
 use crate::protocol::{state_echo, Incoming, Level, Output};
 use crate::rejected::{RejectedStore, Rejection};
 use crate::report::{saved_states, SyncReport};
+use rustc_hash::FxHashSet;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,13 +87,17 @@ impl<'a, W: Write> Writer<'a, W> {
             Some(settings) => Some(RejectedStore::new(settings, catalog.sync_id(), config.max_retry_time)?),
             None => None,
         };
+        let clients: Vec<Client> = routes.iter().map(|route| client.for_list(&route.list_id)).collect();
+        // Every audience is read at the same time (within the connection budget), then planned.
+        let read = futures::future::try_join_all(
+            routes.iter().zip(&clients).map(|(route, client)| read_audience(route, client)),
+        )
+        .await?;
         let mut mappers = Vec::new();
-        let mut clients = Vec::new();
-        for route in &routes {
-            let audience_client = client.for_list(&route.list_id);
-            mappers.push(connect_audience(config, route, &audience_client, out).await?);
-            clients.push(Arc::new(audience_client));
+        for (route, (audience, existing)) in routes.iter().zip(read) {
+            mappers.push(plan_audience(config, route, audience, existing, out)?);
         }
+        let clients: Vec<Arc<Client>> = clients.into_iter().map(Arc::new).collect();
         out.log(Level::Info, &settings_summary(config))?;
         if let Some(store) = &rejected {
             out.log(Level::Info, &format!("Rejected records are stored in {}.", store.location()))?;
@@ -436,20 +443,29 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 }
 
-/// Reads one audience of the sync (and who is in it, when a stream only updates), logs what the
-/// sync will do there, and returns the mapping of its streams.
-async fn connect_audience<W: Write>(
-    config: &Config,
+/// Reads one audience of the sync: its fields and groups, and who is in it when a stream only
+/// updates.
+async fn read_audience(
     route: &AudienceStreams,
     client: &Client,
-    out: &mut Output<W>,
-) -> Result<Mapper, ConnectorError> {
+) -> Result<(Audience, Option<FxHashSet<EmailKey>>), ConnectorError> {
     let audience = client.audience().await?;
-    let (list, merge_fields) = (&audience.list, &audience.merge_fields);
     let existing = match route.has_update_stream() {
         true => Some(audiences::existing_contacts(client).await?),
         false => None,
     };
+    Ok((audience, existing))
+}
+
+/// Logs what the sync will do in an audience and returns the mapping of its streams.
+fn plan_audience<W: Write>(
+    config: &Config,
+    route: &AudienceStreams,
+    audience: Audience,
+    existing: Option<FxHashSet<EmailKey>>,
+    out: &mut Output<W>,
+) -> Result<Mapper, ConnectorError> {
+    let (list, merge_fields) = (&audience.list, &audience.merge_fields);
     let tags: Vec<&str> = merge_fields.iter().map(|f| f.tag.as_str()).collect();
     let streams: Vec<String> =
         route.catalog.streams.iter().map(|s| format!("{} ({})", s.key(), s.mode().as_str())).collect();
