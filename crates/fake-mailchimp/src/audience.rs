@@ -41,6 +41,8 @@ pub struct FakeMember {
     pub interests: BTreeMap<String, bool>,
     /// Marketing permission id → enabled (ids never set are false).
     pub marketing_permissions: BTreeMap<String, bool>,
+    /// Events posted to the contact, as posted (with `occurred_at` set when the post had none).
+    pub events: Vec<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -169,6 +171,7 @@ impl FakeList {
             tags: Vec::new(),
             interests: BTreeMap::new(),
             marketing_permissions: BTreeMap::new(),
+            events: Vec::new(),
         };
         self.members.insert(subscriber_hash(email), member);
     }
@@ -327,6 +330,7 @@ impl FakeList {
                     tags: Vec::new(),
                     interests: BTreeMap::new(),
                     marketing_permissions: BTreeMap::new(),
+                    events: Vec::new(),
                 };
                 upsert.apply_fields(&mut member);
                 self.members.insert(hash.clone(), member);
@@ -441,6 +445,51 @@ impl FakeList {
             }
         }
         Ok(true)
+    }
+
+    /// `POST …/members/{hash}/events`: stores the event; `Ok(false)` when there is no such contact
+    /// (archived ones included). Mailchimp's rules: a name of 2–30 letters, digits, `_` or `-`, and
+    /// properties whose values are strings.
+    pub fn post_event(&mut self, hash: &str, body: &Value) -> Result<bool, Rejection> {
+        let invalid = |field: &str, message: &str| {
+            Rejection {
+            status: 400,
+            title: "Invalid Resource".into(),
+            detail: "The resource submitted could not be validated. For field-specific details, see the 'errors' array."
+                .into(),
+            errors: vec![(field.into(), message.into())],
+        }
+        };
+        let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+        let valid = (2..=30).contains(&name.chars().count())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            return Err(invalid(
+                "name",
+                "Event name must be 2-30 characters of letters, numbers, underscores and dashes.",
+            ));
+        }
+        if let Some(properties) = body.get("properties") {
+            if !properties.as_object().is_some_and(|p| p.values().all(Value::is_string)) {
+                return Err(invalid("properties", "Properties must be an object whose values are strings."));
+            }
+        }
+        let Some(member) = self.members.get_mut(hash).filter(|m| m.status != "archived") else {
+            return Ok(false);
+        };
+        let mut event = body.clone();
+        if event.get("occurred_at").is_none() {
+            event["occurred_at"] = json!(crate::audience::now_iso());
+        }
+        member.events.push(event);
+        Ok(true)
+    }
+
+    /// `GET …/members/{hash}/events`: the contact's events, newest first.
+    pub fn events_of(&self, hash: &str) -> Option<Value> {
+        let member = self.members.get(hash)?;
+        let events: Vec<&Value> = member.events.iter().rev().collect();
+        Some(json!({"events": events, "total_items": events.len()}))
     }
 
     /// `GET /lists/{id}/members`: a page of the audience's contacts (archived ones are not listed).
@@ -588,6 +637,26 @@ fn plausible_email(email: &str) -> bool {
         && !domain.ends_with('.')
         && !email.chars().any(|c| c.is_whitespace() || c == ',')
         && !matches!(domain.as_str(), "example.com" | "example.org" | "example.net")
+}
+
+/// Now in UTC as Mailchimp writes times (`2026-11-29T12:00:00+00:00`).
+pub fn now_iso() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Days since 1970-01-01 → civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 #[cfg(test)]

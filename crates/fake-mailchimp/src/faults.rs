@@ -26,6 +26,9 @@ pub enum Fault {
     InvalidResource,
     /// The request is carried out, then the connection breaks halfway through the answer.
     ResetMidResponse,
+    /// The connection breaks before the request was read: nothing is carried out, and the client
+    /// sees the connection break as it reads the answer.
+    ResetBeforeRead,
     /// The request is carried out, but only answered after this many extra milliseconds.
     Delay { ms: u64 },
     /// A redirect (302 unless `status` says otherwise) to `location`, as a misconfigured proxy or a
@@ -57,6 +60,7 @@ impl Fault {
             Fault::ServiceUnavailable => "503".into(),
             Fault::InvalidResource => "400 Invalid Resource".into(),
             Fault::ResetMidResponse => "reset mid-response".into(),
+            Fault::ResetBeforeRead => "reset before the request was read".into(),
             Fault::Delay { ms } => format!("delay {ms} ms"),
             Fault::Redirect { location, status } => format!("{} to {location}", status.unwrap_or(302)),
             Fault::EmptyObject => "200 {}".into(),
@@ -81,6 +85,8 @@ pub enum Target {
     Batches,
     /// Only requests on one contact (`…/members/{hash}…`: archive, delete, tags, lookups).
     Contacts,
+    /// Only posted events (`POST …/members/{hash}/events`).
+    Events,
 }
 
 /// What a request is, for the fault program.
@@ -88,6 +94,7 @@ pub enum Target {
 pub enum RequestKind {
     Batch,
     Contact,
+    Event,
     Other,
 }
 
@@ -109,6 +116,7 @@ impl FaultProgram {
             Target::Any => true,
             Target::Batches => kind == RequestKind::Batch,
             Target::Contacts => kind == RequestKind::Contact,
+            Target::Events => kind == RequestKind::Event,
         };
         hits.then(|| self.queue.pop_front().map(|(_, fault)| fault)).flatten()
     }

@@ -73,6 +73,7 @@ async fn handle(
         let is_batch = method == Method::POST && path.split('/').filter(|s| !s.is_empty()).count() == 3;
         let kind = match () {
             _ if is_batch => RequestKind::Batch,
+            _ if method == Method::POST && path.ends_with("/events") => RequestKind::Event,
             _ if path.contains("/members/") => RequestKind::Contact,
             _ => RequestKind::Other,
         };
@@ -127,7 +128,7 @@ async fn record(
 ) -> Response {
     let keep = shared.keep_bodies.load(Ordering::Relaxed);
     let response = match fault {
-        Some(Fault::ResetMidResponse) => response,
+        Some(Fault::ResetMidResponse | Fault::ResetBeforeRead) => response,
         _ if keep => {
             let (parts, answer_body) = response.into_parts();
             let bytes = axum::body::to_bytes(answer_body, usize::MAX).await.unwrap_or_default();
@@ -332,6 +333,17 @@ fn members_api(
         }
         ("DELETE", [hash]) => no_content_if(list.archive(hash)),
         ("POST", [hash, "actions", "delete-permanent"]) => no_content_if(list.delete_permanently(hash)),
+        ("POST", [hash, "events"]) => {
+            let Some(Ok(body)) = parsed else { return json_parse_error() };
+            match list.post_event(hash, &body) {
+                Ok(found) => no_content_if(found),
+                Err(rejection) => rejection_response(&rejection),
+            }
+        }
+        ("GET", [hash, "events"]) => match list.events_of(hash) {
+            Some(events) => json_response(StatusCode::OK, partial(events, query)),
+            None => not_found(),
+        },
         ("POST", [hash, "tags"]) => {
             let Some(Ok(body)) = parsed else { return json_parse_error() };
             match list.set_tags(hash, &body) {
@@ -447,6 +459,7 @@ fn merge_fields_page(list: &FakeList, query: &str) -> Response {
 /// The answer a fault gives instead of doing the request.
 fn fault_response(fault: &Fault, headers: &HeaderMap) -> Response {
     match fault {
+        Fault::ResetBeforeRead => reset_mid_response(),
         Fault::Redirect { location, status } => Response::builder()
             .status(status.unwrap_or(302))
             .header("location", location.as_str())
