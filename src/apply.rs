@@ -1,11 +1,11 @@
 //! One batch applied to Mailchimp: the batch-subscribe call, a second try for re-subscriptions
 //! Mailchimp forbids, the deletions, and the removal of stale owned tags.
 
-use crate::batch::Entry;
+use crate::batch::{Entry, EventEntry};
 use crate::config::{Config, ResubscribePolicy};
 use crate::effects::Effects;
 use crate::error::{ConnectorError, FailureType};
-use crate::mailchimp::client::{Applied, Client};
+use crate::mailchimp::client::{Applied, Client, EventPosted};
 use crate::mailchimp::member::{email_key, members_body, Action, EmailKey, Member, MemberStatus};
 use crate::mailchimp::model::{BatchResponse, MemberError, MemberSummary};
 use crate::redact::mask_emails_in;
@@ -46,6 +46,9 @@ pub struct Outcome {
     pub updated: u64,
     /// Contacts Mailchimp refused, with its reason (addresses masked).
     pub rejected: FxHashMap<EmailKey, String>,
+    /// Events not stored, by their place in the batch, with the reason (addresses masked).
+    pub events_rejected: FxHashMap<usize, String>,
+    pub events_stored: u64,
     pub effects: Effects,
 }
 
@@ -56,6 +59,7 @@ pub async fn apply(
     client: &Client,
     policy: &Policy,
     entries: &[Entry],
+    events: &[EventEntry],
     body: Option<Vec<u8>>,
     first: Option<OwnedSemaphorePermit>,
 ) -> Result<Option<Outcome>, ConnectorError> {
@@ -66,10 +70,15 @@ pub async fn apply(
         Some(members) => members_body(members.iter()),
         None => body,
     };
-    if let Some(body) = body {
-        if upsert(client, policy, entries, body, first, &mut outcome).await?.is_none() {
-            return Ok(None);
+    match body {
+        Some(body) => {
+            if upsert(client, policy, entries, body, first, &mut outcome).await?.is_none() {
+                return Ok(None);
+            }
         }
+        // The connection reserved for the batch's first request is given back: the calls on single
+        // contacts below take their own (holding it would starve them with a budget of one).
+        None => drop(first),
     }
     let deletions = entries.iter().map(|e| &e.member).filter(|m| m.action != Action::Upsert).map(|m| {
         let call = async move {
@@ -84,7 +93,38 @@ pub async fn apply(
     for (action, applied) in answers {
         rules::count_deletion(&mut outcome.effects, action, applied == Applied::Done);
     }
+    if post_events(client, events, &mut outcome).await?.is_none() {
+        return Ok(None);
+    }
     Ok(Some(outcome))
+}
+
+/// Posts the batch's events, after its contacts were written (each at most once; see
+/// `Client::post_event`). An event on someone not in the audience, or one Mailchimp refuses, is
+/// a rejection. `None` when the sync stopped before all were sent.
+async fn post_events(
+    client: &Client,
+    events: &[EventEntry],
+    outcome: &mut Outcome,
+) -> Result<Option<()>, ConnectorError> {
+    let posted = futures::future::try_join_all(events.iter().map(|e| client.post_event(&e.event))).await?;
+    for (at, answer) in posted.into_iter().enumerate() {
+        let reason = match answer {
+            None => return Ok(None),
+            Some(EventPosted::Stored) => {
+                outcome.events_stored += 1;
+                continue;
+            }
+            Some(EventPosted::NotInAudience) => {
+                "the contact is not in the audience (an event never adds one)".to_string()
+            }
+            Some(EventPosted::Refused(detail)) => {
+                format!("Mailchimp refused the event: {}", mask_emails_in(&detail))
+            }
+        };
+        outcome.events_rejected.insert(at, reason);
+    }
+    Ok(Some(()))
 }
 
 /// Runs calls on single contacts at once, each with what its answer is counted under; `None` when

@@ -2,17 +2,21 @@
 //! audience already (for update-only streams).
 
 use crate::catalog::{ConfiguredCatalog, SyncMode};
-use crate::config::Config;
+use crate::config::{Config, EventsStream};
 use crate::error::ConnectorError;
 use crate::mailchimp::client::Client;
 use crate::mailchimp::member::{email_key, EmailKey};
 use crate::mailchimp::model::ListInfo;
+use crate::protocol::StreamKey;
 use futures::{StreamExt, TryStreamExt};
 use rustc_hash::FxHashSet;
 
 /// Object names are `audience_` and the List ID: Mailchimp never changes a List ID, so a renamed
 /// audience keeps its object, and the ID is shown in Mailchimp under Audience → Settings.
 const OBJECT_PREFIX: &str = "audience_";
+
+/// An audience's events object is its object name followed by this.
+pub const EVENTS_SUFFIX: &str = "_events";
 
 /// Contacts per page when reading who is in an audience (Mailchimp's maximum).
 const PAGE: u64 = 1000;
@@ -22,11 +26,18 @@ pub fn object_name(list_id: &str) -> String {
     format!("{OBJECT_PREFIX}{list_id}")
 }
 
+/// The destination object name of an audience's events.
+pub fn events_object_name(list_id: &str) -> String {
+    format!("{OBJECT_PREFIX}{list_id}{EVENTS_SUFFIX}")
+}
+
 /// The streams of one audience: its List ID and the catalog's streams that write to it.
 #[derive(Debug, Clone)]
 pub struct AudienceStreams {
     pub list_id: String,
     pub catalog: ConfiguredCatalog,
+    /// The events streams among them, with their fixed event name when there is one.
+    pub events: Vec<(StreamKey, Option<String>)>,
 }
 
 impl AudienceStreams {
@@ -36,30 +47,76 @@ impl AudienceStreams {
     }
 }
 
-/// Groups the catalog's streams by audience, in the order audiences first appear. A stream without
-/// a destination object writes to the config's audience; a name that is not an audience object
-/// fails here, before anything is read or written.
+/// Groups the config's catalog streams by audience (see `group`).
 pub fn group_streams(
+    config: &Config,
+    catalog: &ConfiguredCatalog,
+) -> Result<Vec<AudienceStreams>, ConnectorError> {
+    group(&config.list_id, &config.events_streams, catalog)
+}
+
+/// Groups the catalog's streams by audience, in the order audiences first appear. A stream without
+/// a destination object writes to the config's audience (as events when `events_streams` names
+/// it); a name that is not an audience object, or a mode that does not fit the stream, fails here,
+/// before anything is read or written.
+pub fn group(
     config_list_id: &str,
+    events_streams: &[EventsStream],
     catalog: &ConfiguredCatalog,
 ) -> Result<Vec<AudienceStreams>, ConnectorError> {
     let mut groups: Vec<AudienceStreams> = Vec::new();
     for stream in &catalog.streams {
-        let list_id = match stream.destination_object_name.as_deref() {
-            None | Some("") => config_list_id,
-            Some(name) => name.strip_prefix(OBJECT_PREFIX).filter(|id| !id.is_empty()).ok_or_else(|| {
-                unknown_object(&stream.key().to_string(), name, "object names are 'audience_' and a List ID")
-            })?,
+        let key = stream.key().to_string();
+        let (list_id, events) = match stream.destination_object_name.as_deref() {
+            None | Some("") => {
+                let classic = events_streams.iter().find(|e| e.stream == stream.stream.name);
+                (config_list_id, classic.map(|e| e.event_name.clone()))
+            }
+            Some(name) => {
+                let id = name.strip_prefix(OBJECT_PREFIX).filter(|id| !id.is_empty()).ok_or_else(|| {
+                    unknown_object(&key, name, "object names are 'audience_' and a List ID")
+                })?;
+                match id.strip_suffix(EVENTS_SUFFIX) {
+                    Some(id) => (id, Some(None)),
+                    None => (id, None),
+                }
+            }
         };
-        match groups.iter_mut().find(|g| g.list_id == list_id) {
-            Some(group) => group.catalog.streams.push(stream.clone()),
-            None => groups.push(AudienceStreams {
-                list_id: list_id.to_string(),
-                catalog: ConfiguredCatalog { streams: vec![stream.clone()] },
-            }),
+        check_mode(&key, stream.mode(), events.is_some())?;
+        let at = match groups.iter().position(|g| g.list_id == list_id) {
+            Some(at) => at,
+            None => {
+                groups.push(AudienceStreams {
+                    list_id: list_id.to_string(),
+                    catalog: ConfiguredCatalog { streams: Vec::new() },
+                    events: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        groups[at].catalog.streams.push(stream.clone());
+        if let Some(name) = events {
+            groups[at].events.push((stream.key(), name));
         }
     }
     Ok(groups)
+}
+
+/// Events streams append; contacts streams never do.
+fn check_mode(stream: &str, mode: SyncMode, events: bool) -> Result<(), ConnectorError> {
+    match (events, mode) {
+        (true, SyncMode::Append) | (false, SyncMode::AppendDedup | SyncMode::Update | SyncMode::SoftDelete) => Ok(()),
+        (true, mode) => Err(ConnectorError::config(format!(
+            "Stream '{stream}' is an events stream but uses the sync mode '{}': events are posted one per record, \
+             so use 'append' (Incremental - Append).",
+            mode.as_str()
+        ))),
+        (false, _) => Err(ConnectorError::config(format!(
+            "Stream '{stream}' uses the sync mode 'append', which this destination takes only for events streams \
+             (an audience's events object, or a stream listed in Events streams). For contacts use \
+             'Incremental - Deduped'."
+        ))),
+    }
 }
 
 /// The config as it applies to an audience's streams: `field_mappings` name the configured
@@ -86,7 +143,8 @@ pub async fn check_objects_exist(client: &Client, catalog: &ConfiguredCatalog) -
     let lists = client.lists().await?;
     for stream in named {
         let name = stream.destination_object_name.as_deref().unwrap_or_default();
-        if !lists.iter().any(|list| object_name(&list.id) == name) {
+        let known = |list: &ListInfo| object_name(&list.id) == name || events_object_name(&list.id) == name;
+        if !lists.iter().any(known) {
             return Err(unknown_object(&stream.key().to_string(), name, &known_objects(&lists)));
         }
     }
@@ -147,8 +205,7 @@ mod tests {
     #[test]
     fn streams_are_grouped_by_audience_and_unnamed_ones_use_the_configured_audience() {
         let groups =
-            group_streams("cfg", &catalog(&[Some("audience_b"), None, Some("audience_b"), Some("")]))
-                .unwrap();
+            group("cfg", &[], &catalog(&[Some("audience_b"), None, Some("audience_b"), Some("")])).unwrap();
         let summary: Vec<(&str, usize)> =
             groups.iter().map(|g| (g.list_id.as_str(), g.catalog.streams.len())).collect();
         assert_eq!(summary, [("b", 2), ("cfg", 2)]);
@@ -157,7 +214,7 @@ mod tests {
     #[test]
     fn a_name_that_is_not_an_audience_object_fails_naming_the_stream() {
         for name in ["Newsletter", "audience_"] {
-            let error = group_streams("cfg", &catalog(&[Some(name)])).unwrap_err();
+            let error = group("cfg", &[], &catalog(&[Some(name)])).unwrap_err();
             assert_eq!(error.failure_type, crate::error::FailureType::ConfigError);
             assert!(error.message.contains("'s0'") && error.message.contains(name), "{}", error.message);
         }

@@ -2,6 +2,7 @@
 //! messages each batch releases, and the request body of a batch. Pure logic, no I/O.
 
 use crate::ledger::{PendingState, TallyId};
+use crate::mailchimp::event::Event;
 use crate::mailchimp::member::{members_body, Action, EmailKey, Member, MAX_BATCH_MEMBERS};
 use crate::rejected::Original;
 use rustc_hash::FxHashMap;
@@ -17,13 +18,25 @@ pub struct Entry {
     pub originals: Vec<Original>,
 }
 
-/// A request's worth of contacts, and the states to release once Mailchimp has answered it.
+/// One event to post, the record it stands for and, when rejected records are stored, the record
+/// as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventEntry {
+    pub event: Event,
+    pub tally: TallyId,
+    pub original: Option<Original>,
+}
+
+/// A request's worth of contacts (and events on contacts), and the states to release once
+/// Mailchimp has answered it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub seq: u64,
     /// Which of the sync's audiences the batch goes to.
     pub audience: usize,
     pub entries: Vec<Entry>,
+    /// Posted after the batch's contacts are written, so that a contact created here exists.
+    pub events: Vec<EventEntry>,
     pub states: Vec<PendingState>,
 }
 
@@ -40,6 +53,7 @@ pub struct Batcher {
     /// The audience of the open batch.
     audience: usize,
     entries: Vec<Entry>,
+    events: Vec<EventEntry>,
     index: FxHashMap<EmailKey, usize>,
     states: Vec<PendingState>,
     opened_at: Option<Instant>,
@@ -54,6 +68,7 @@ impl Batcher {
             batch_size,
             audience: 0,
             entries: Vec::with_capacity(batch_size),
+            events: Vec::new(),
             index: FxHashMap::with_capacity_and_hasher(batch_size, Default::default()),
             states: Vec::new(),
             opened_at: None,
@@ -99,14 +114,28 @@ impl Batcher {
         self.opened_at.get_or_insert(now);
         self.index.insert(member.key, self.entries.len());
         self.entries.push(Entry { member, tallies: vec![tally], originals: original.into_iter().collect() });
-        if self.entries.len() >= self.batch_size {
+        if self.entries.len() + self.events.len() >= self.batch_size {
+            self.flush();
+        }
+    }
+
+    /// Adds an event (events are not merged: each record is one event). It counts toward the batch's
+    /// size like a contact.
+    pub fn push_event(&mut self, audience: usize, event: EventEntry, now: Instant) {
+        if audience != self.audience {
+            self.flush();
+            self.audience = audience;
+        }
+        self.opened_at.get_or_insert(now);
+        self.events.push(event);
+        if self.entries.len() + self.events.len() >= self.batch_size {
             self.flush();
         }
     }
 
     /// Adds a state: it is released after every record received before it.
     pub fn push_state(&mut self, state: PendingState) {
-        if self.entries.is_empty() {
+        if self.is_empty() {
             self.ready.push_back(Ready::State(state));
         } else {
             self.states.push(state);
@@ -115,7 +144,7 @@ impl Batcher {
 
     /// Closes the open batch, if it holds anything.
     pub fn flush(&mut self) {
-        if self.entries.is_empty() {
+        if self.is_empty() {
             return;
         }
         let entries = std::mem::replace(&mut self.entries, Vec::with_capacity(self.batch_size));
@@ -125,6 +154,7 @@ impl Batcher {
             seq: self.next_seq,
             audience: self.audience,
             entries,
+            events: std::mem::take(&mut self.events),
             states: std::mem::take(&mut self.states),
         };
         self.next_seq += 1;
@@ -151,7 +181,12 @@ impl Batcher {
 
     /// True when nothing is open and nothing waits to be handed on.
     pub fn is_idle(&self) -> bool {
-        self.entries.is_empty() && self.ready.is_empty()
+        self.is_empty() && self.ready.is_empty()
+    }
+
+    /// No batch is open.
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.events.is_empty()
     }
 }
 

@@ -17,11 +17,16 @@ pub enum SyncMode {
     Update,
     /// Archive each record's contact (or the configured deletion action).
     SoftDelete,
+    /// Events streams: every record is posted as an event.
+    Append,
 }
 
 impl SyncMode {
     /// Every mode this destination supports, in the order discover lists them.
-    pub const ALL: [SyncMode; 3] = [SyncMode::AppendDedup, SyncMode::Update, SyncMode::SoftDelete];
+    pub const ALL: [SyncMode; 4] =
+        [SyncMode::AppendDedup, SyncMode::Update, SyncMode::SoftDelete, SyncMode::Append];
+    /// The modes of contacts streams (events streams use `Append`).
+    pub const CONTACTS: [SyncMode; 3] = [SyncMode::AppendDedup, SyncMode::Update, SyncMode::SoftDelete];
 
     /// The protocol's name of the mode.
     pub fn as_str(self) -> &'static str {
@@ -29,6 +34,7 @@ impl SyncMode {
             SyncMode::AppendDedup => "append_dedup",
             SyncMode::Update => "update",
             SyncMode::SoftDelete => "soft_delete",
+            SyncMode::Append => "append",
         }
     }
 
@@ -72,6 +78,11 @@ impl ConfiguredCatalog {
 }
 
 impl ConfiguredStream {
+    /// Whether the stream names an audience's events object (`audience_<List ID>_events`).
+    pub fn names_events_object(&self) -> bool {
+        self.destination_object_name.as_deref().is_some_and(|n| n.ends_with(crate::audiences::EVENTS_SUFFIX))
+    }
+
     pub fn key(&self) -> StreamKey {
         StreamKey { namespace: self.stream.namespace.clone(), name: self.stream.name.clone() }
     }
@@ -116,8 +127,9 @@ pub fn check_modes(catalog: &ConfiguredCatalog) -> Result<(), ConnectorError> {
             return Err(ConnectorError::config(format!(
                 "Stream '{}' uses the destination sync mode '{mode}', but this destination supports \
                  'Incremental - Deduped' (append_dedup: create or update contacts), 'update' (existing contacts \
-                 only) and 'soft_delete' (archive contacts): a Mailchimp audience keeps one contact per email \
-                 address. Change the stream's sync mode in the connection settings.",
+                 only) and 'soft_delete' (archive contacts) for contacts, and 'append' for events: a Mailchimp \
+                 audience keeps one contact per email address. Change the stream's sync mode in the connection \
+                 settings.",
                 stream.key()
             )));
         }

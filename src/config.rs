@@ -83,6 +83,9 @@ pub mod defaults {
     pub(super) fn status_if_new() -> MemberStatus {
         STATUS_IF_NEW
     }
+    pub(super) fn events_start_automations() -> bool {
+        true
+    }
 }
 
 /// The config as the platform sends it, after spec.json has validated it (so every value has the
@@ -119,6 +122,18 @@ struct RawConfig {
     owned_tag_prefix: Option<String>,
     #[serde(default)]
     object_storage_config: Option<RawStorage>,
+    #[serde(default)]
+    events_streams: Vec<EventsStream>,
+    #[serde(default = "defaults::events_start_automations")]
+    events_start_automations: bool,
+}
+
+/// A stream whose records are events (classic form), with the event name when it is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EventsStream {
+    pub stream: String,
+    #[serde(default)]
+    pub event_name: Option<String>,
 }
 
 /// `object_storage_config`: where rejected records are kept, as Airbyte's activation destinations
@@ -241,6 +256,10 @@ pub struct Config {
     pub owned_tag_prefix: Option<String>,
     /// Where rejected records are kept; none keeps them only in the counts and the log.
     pub rejected_storage: Option<StorageSettings>,
+    /// Streams whose records are events (classic form).
+    pub events_streams: Vec<EventsStream>,
+    /// Events may start automations (Mailchimp's `is_syncing` false).
+    pub events_start_automations: bool,
 }
 
 impl Config {
@@ -321,6 +340,16 @@ pub fn from_value(value: &Value, base_url_override: Option<&str>) -> Result<Conf
         on_delete: raw.on_delete,
         owned_tag_prefix,
         rejected_storage,
+        events_streams: raw
+            .events_streams
+            .into_iter()
+            .map(|e| EventsStream {
+                stream: e.stream.trim().to_string(),
+                event_name: e.event_name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+            })
+            .filter(|e| !e.stream.is_empty())
+            .collect(),
+        events_start_automations: raw.events_start_automations,
     })
 }
 

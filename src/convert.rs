@@ -247,6 +247,23 @@ fn timestamp(value: &Value) -> Result<String, String> {
     Ok(format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", of_day / 3600, of_day % 3600 / 60, of_day % 60))
 }
 
+/// An event's time as Mailchimp's events take it (`2026-11-29T12:00:00+00:00`), from an ISO 8601
+/// date-time converted to UTC as `timestamp` does.
+pub fn event_time(value: &Value) -> Result<String, String> {
+    timestamp(value).map(|utc| format!("{}+00:00", utc.replacen(' ', "T", 1)))
+}
+
+/// Now, as an event's time.
+pub fn event_time_now() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+00:00", of_day / 3600, of_day % 3600 / 60, of_day % 60)
+}
+
 /// Minutes east of UTC of an ISO 8601 offset: empty or `Z` is 0; `+02:00`, `+0200`, `+02`.
 fn utc_offset_minutes(text: &str) -> Option<i64> {
     if text.is_empty() || text.eq_ignore_ascii_case("z") {

@@ -1,7 +1,7 @@
 //! The `discover` command: every audience the API key can see, described as destination objects
 //! with their operations (DESTINATION_CATALOG), for platforms that show a field-mapping screen.
 
-use crate::audiences::object_name;
+use crate::audiences::{events_object_name, object_name};
 use crate::catalog::SyncMode;
 use crate::config;
 use crate::error::ConnectorError;
@@ -21,7 +21,8 @@ struct Described {
 }
 
 /// Reads every audience (all pages), their merge fields, groups and GDPR marketing permissions, and
-/// returns the DESTINATION_CATALOG message: three operations per audience.
+/// returns the DESTINATION_CATALOG message: three contact operations and one events operation per
+/// audience.
 pub async fn discover(config_path: &Path) -> Result<Value, ConnectorError> {
     let config = config::load(config_path)?;
     let client = Client::new(&config.client_settings())?;
@@ -40,39 +41,61 @@ pub async fn discover(config_path: &Path) -> Result<Value, ConnectorError> {
     Ok(json!({"type": "DESTINATION_CATALOG", "destination_catalog": {"operations": operations}}))
 }
 
-/// An audience's operations: upsert, update-only and soft delete, named after its List ID.
+/// An audience's operations: upsert, update-only and soft delete of its contacts, named after its
+/// List ID, and appending events to them.
 fn operations(described: &Described, skip_merge_validation: bool) -> Vec<Value> {
     let Described { audience, permissions } = described;
     let list = &audience.list;
     let contact =
         |required| contact_schema(&audience.merge_fields, &audience.categories, permissions, required);
-    SyncMode::ALL
-        .into_iter()
-        .map(|mode| {
-            let mut schema = match mode {
-                SyncMode::SoftDelete => key_only_schema(),
-                SyncMode::AppendDedup => contact(!skip_merge_validation),
-                SyncMode::Update => contact(false),
-            };
-            schema["additionalProperties"] = json!(false);
-            schema["title"] = json!(list.name);
-            schema["description"] = json!(format!(
-                "Contacts of the Mailchimp audience '{}' (List ID {}): {}",
-                list.name,
-                list.id,
-                match mode {
-                    SyncMode::AppendDedup =>
-                        "each record creates or updates the contact with its email address.",
-                    SyncMode::Update =>
-                        "each record updates the contact with its email address; records of \
+    let contacts = SyncMode::CONTACTS.into_iter().map(|mode| {
+        let mut schema = match mode {
+            SyncMode::SoftDelete => key_only_schema(),
+            SyncMode::AppendDedup => contact(!skip_merge_validation),
+            SyncMode::Update | SyncMode::Append => contact(false),
+        };
+        schema["additionalProperties"] = json!(false);
+        schema["title"] = json!(list.name);
+        schema["description"] = json!(format!(
+            "Contacts of the Mailchimp audience '{}' (List ID {}): {}",
+            list.name,
+            list.id,
+            match mode {
+                SyncMode::AppendDedup => "each record creates or updates the contact with its email address.",
+                SyncMode::Update =>
+                    "each record updates the contact with its email address; records of \
                          people not in the audience are rejected, never added.",
-                    SyncMode::SoftDelete => "each record's contact is archived (its history is kept).",
-                }
-            ));
-            json!({"object_name": object_name(&list.id), "sync_mode": mode.as_str(), "json_schema": schema,
+                SyncMode::SoftDelete | SyncMode::Append =>
+                    "each record's contact is archived (its history is kept).",
+            }
+        ));
+        json!({"object_name": object_name(&list.id), "sync_mode": mode.as_str(), "json_schema": schema,
                    "matching_keys": [[MATCHING_KEY]]})
-        })
-        .collect()
+    });
+    contacts.chain(std::iter::once(events_operation(&list.id, &list.name))).collect()
+}
+
+/// The events object of an audience: one event per record on the contact with its email address.
+fn events_operation(list_id: &str, list_name: &str) -> Value {
+    let mut properties = Map::new();
+    properties.insert(MATCHING_KEY.into(), member_properties().remove(MATCHING_KEY).unwrap_or_default());
+    properties.insert(
+        "event_name".into(),
+        json!({"type": "string", "title": "Event name",
+        "description": "2–30 letters, digits, underscores or dashes, such as trial_started.",
+        "pattern": "^[A-Za-z0-9_-]{2,30}$"}),
+    );
+    properties.insert("occurred_at".into(), json!({"type": ["null", "string"], "format": "date-time",
+        "title": "Occurred at", "description": "When it happened (sent in UTC); empty: when the sync read it."}));
+    properties.insert("properties".into(), json!({"type": ["null", "object"], "title": "Properties",
+        "description": "The event's properties; every other field of the record is one too. Values are sent as text."}));
+    let schema = json!({"type": "object", "additionalProperties": true, "required": ["event_name"],
+        "properties": properties, "title": format!("{list_name}: events"),
+        "description": format!("Events on contacts of the Mailchimp audience '{list_name}' (List ID {list_id}): each \
+            record is posted once as an event on the contact with its email address, which can start a journey; \
+            records of people not in the audience are rejected.")});
+    json!({"object_name": events_object_name(list_id), "sync_mode": SyncMode::Append.as_str(),
+           "json_schema": schema, "matching_keys": [[MATCHING_KEY]]})
 }
 
 /// The schema of a soft delete: the matching key only.

@@ -2,7 +2,7 @@
 //! deduplicated batches (each for one of the sync's audiences) and the states they release out,
 //! with the per-state record counts kept. Pure: no I/O, no clock of its own.
 
-use crate::batch::{Batcher, Ready};
+use crate::batch::{Batcher, EventEntry, Ready};
 use crate::ledger::{Ledger, PendingState, TallyId};
 use crate::mapping::{Mapped, Mapper, UNKNOWN_STREAM};
 use crate::protocol::{state_scope, Incoming, StateScope, StreamKey};
@@ -28,6 +28,9 @@ pub struct IntakeCounts {
     pub rejected: BTreeMap<String, u64>,
     /// Deletions at the source that `on_delete: ignore` leaves alone.
     pub deletions_ignored: u64,
+    /// Events to post, by name, and records whose event id was already seen in this sync.
+    pub events: BTreeMap<String, u64>,
+    pub events_repeated: u64,
 }
 
 /// A record the intake step rejected: why, and the record as sent when originals are kept (boxed
@@ -47,6 +50,8 @@ pub struct Intake {
     batcher: Batcher,
     ledger: Ledger,
     unknown_streams: HashSet<StreamKey>,
+    /// Event ids seen in this sync, per stream: a repeated id is one event.
+    event_ids: HashSet<(StreamKey, String)>,
     counts: IntakeCounts,
     notes: Vec<Note>,
 }
@@ -60,6 +65,7 @@ impl Intake {
             batcher: Batcher::new(batch_size),
             ledger: Ledger::default(),
             unknown_streams: HashSet::new(),
+            event_ids: HashSet::new(),
             counts: IntakeCounts::default(),
             notes: Vec::new(),
         }
@@ -101,7 +107,7 @@ impl Intake {
                 let mapper = &mut self.mappers[audience];
                 let mapped = mapper.map(&record.stream, record.data);
                 self.notes.extend(mapper.take_discovered().into_iter().map(Note::Discovered));
-                self.place(audience, mapped, tally, original, now)
+                self.place(audience, &record.stream, mapped, tally, original, now)
             }
             Incoming::State(state) => {
                 self.counts.states += 1;
@@ -140,6 +146,7 @@ impl Intake {
     fn place(
         &mut self,
         audience: usize,
+        stream: &StreamKey,
         mapped: Mapped,
         tally: TallyId,
         original: Option<Original>,
@@ -148,6 +155,19 @@ impl Intake {
         match mapped {
             Mapped::Member(member) => {
                 self.batcher.push(audience, member, tally, original, now);
+                None
+            }
+            Mapped::Event(event, id) => {
+                if let Some(id) = id {
+                    if !self.event_ids.insert((stream.clone(), id)) {
+                        // The same event again: it is posted once, and this record is done.
+                        self.ledger.settle(tally, true);
+                        self.counts.events_repeated += 1;
+                        return None;
+                    }
+                }
+                *self.counts.events.entry(event.name.clone()).or_default() += 1;
+                self.batcher.push_event(audience, EventEntry { event: *event, tally, original }, now);
                 None
             }
             Mapped::Rejected(rejection) => {

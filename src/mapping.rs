@@ -5,6 +5,7 @@ use crate::catalog::{ConfiguredCatalog, SyncMode};
 use crate::config::{Config, MappingTarget, OnDelete};
 use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
+use crate::mailchimp::event::{is_valid_event_name, Event};
 use crate::mailchimp::member::{Action, EmailKey, GroupChoice, Member, MemberStatus};
 use crate::mailchimp::model::{Category, MergeField};
 use crate::protocol::{RecordData, StreamKey};
@@ -23,10 +24,18 @@ pub const DELETED_AT_FIELD: &str = "_ab_cdc_deleted_at";
 /// The rejection reason of a record of an update-only stream whose contact is not in the audience.
 pub const NOT_IN_AUDIENCE: &str = "not in the audience";
 
+/// The rejection reason of an events record that cannot become an event.
+pub const INVALID_EVENT: &str = "invalid event";
+
+/// A property value is cut to this many characters.
+const EVENT_PROPERTY_CHARS: usize = 1000;
+
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapped {
     Member(Member),
+    /// A record of an events stream, and its event id (the stream's one-field primary key) if any.
+    Event(Box<Event>, Option<String>),
     /// The record cannot become a contact, or (update-only streams) its contact is not in the audience.
     Rejected(Rejection),
     /// A deletion at the source that `on_delete: ignore` leaves alone.
@@ -59,9 +68,22 @@ const ALIASES: [(&str, &[&str]); 5] = [
 #[derive(Debug, Default, Clone)]
 struct StreamPlan {
     mode: SyncMode,
+    /// Set for an events stream.
+    event: Option<EventPlan>,
     key_field: Option<String>,
     /// Record field name → target, for the catalog's fields and every field seen since.
     targets: FxHashMap<String, Target>,
+}
+
+/// How an events stream's records become events.
+#[derive(Debug, Clone)]
+struct EventPlan {
+    /// The one event name of the stream, when the config gives it.
+    fixed_name: Option<String>,
+    /// The one-field primary key: records with the same value are one event.
+    id_field: Option<String>,
+    /// Mailchimp's `is_syncing`: automations do not start.
+    quiet: bool,
 }
 
 /// Values that could not be converted for one field of one stream (reported once per sync).
@@ -211,6 +233,19 @@ impl Mapper {
         self
     }
 
+    /// Marks the events streams among this mapper's (their email is never their primary key, which
+    /// identifies the event instead).
+    pub fn with_events(mut self, events: &[(StreamKey, Option<String>)], start_automations: bool) -> Self {
+        for (key, fixed_name) in events {
+            if let Some(plan) = self.streams.get_mut(key) {
+                let id_field = plan.key_field.take();
+                plan.event =
+                    Some(EventPlan { fixed_name: fixed_name.clone(), id_field, quiet: !start_automations });
+            }
+        }
+        self
+    }
+
     /// Whether a stream of the catalog is this mapper's.
     pub fn has_stream(&self, stream: &StreamKey) -> bool {
         self.streams.contains_key(stream)
@@ -263,6 +298,9 @@ impl Mapper {
         plan: &mut StreamPlan,
         mut fields: Vec<(String, Value)>,
     ) -> Mapped {
+        if let Some(event) = plan.event.clone() {
+            return self.map_event(plan, &event, fields);
+        }
         let soft_delete = plan.mode == SyncMode::SoftDelete;
         let deleted =
             soft_delete || fields.iter().any(|(name, value)| name == DELETED_AT_FIELD && is_set(value));
@@ -309,6 +347,58 @@ impl Mapper {
                 Some(member.tags.iter().filter(|t| t.starts_with(prefix.as_str())).cloned().collect());
         }
         Mapped::Member(member)
+    }
+
+    /// An events record: the contact's email, the event's name, its time in UTC (the time it was read
+    /// when the record has none), and every other field as a text property.
+    fn map_event(&self, plan: &StreamPlan, event: &EventPlan, mut fields: Vec<(String, Value)>) -> Mapped {
+        let (_, _, email) = match self.take_email(&mut fields, plan) {
+            Ok(found) => found,
+            Err(rejection) => return Mapped::Rejected(rejection),
+        };
+        let invalid = |field: Option<&str>, message: String| {
+            Mapped::Rejected(Rejection { reason: INVALID_EVENT, field: field.map(str::to_string), message })
+        };
+        let id = event.id_field.as_deref().and_then(|id| {
+            fields
+                .iter()
+                .find(|(name, _)| name == id)
+                .map(|(_, v)| property_text(v))
+                .filter(|v| !v.is_empty())
+        });
+        let name = match &event.fixed_name {
+            Some(name) => name.clone(),
+            None => match take_first(&mut fields, &["event_name", "name", "event"]) {
+                Some((_, Value::String(name))) => name.trim().to_string(),
+                Some((field, _)) => {
+                    return invalid(Some(&field), format!("the event name field '{field}' is not text"))
+                }
+                None => {
+                    return invalid(None, "the record has no event name (event_name, name or event)".into())
+                }
+            },
+        };
+        if !is_valid_event_name(&name) {
+            return invalid(
+                Some("event_name"),
+                format!(
+                    "the event name '{}' is not 2–30 letters, digits, underscores or dashes",
+                    excerpt(&name, 40)
+                ),
+            );
+        }
+        let occurred_at = match take_first(&mut fields, &["occurred_at", "timestamp"]) {
+            Some((field, value)) => match convert::event_time(&value) {
+                Ok(time) => time,
+                Err(problem) => {
+                    return invalid(Some(&field), format!("the event time field '{field}' is {problem}"))
+                }
+            },
+            None => convert::event_time_now(),
+        };
+        let mut posted = Event::new(email, name, occurred_at, event_properties(fields));
+        posted.is_syncing = event.quiet;
+        Mapped::Event(Box::new(posted), id)
     }
 
     /// Takes the record's email out of its fields: its position, the field's name and the address;
@@ -711,6 +801,49 @@ fn find_email(
     }
     Err("the record has no email field (email_address, email, or a one-field primary key); set email_field"
         .into())
+}
+
+/// The fields left after the email, name and time were taken, as an event's text properties (a
+/// `properties` object gives its entries; nulls and the platform's `_ab_…` fields are left out).
+fn event_properties(fields: Vec<(String, Value)>) -> serde_json::Map<String, Value> {
+    let mut properties = serde_json::Map::new();
+    for (name, value) in fields {
+        if name.is_empty() || name.starts_with("_ab_") || value.is_null() {
+            continue;
+        }
+        match (name.as_str(), value) {
+            ("properties", Value::Object(inner)) => {
+                for (key, value) in inner.into_iter().filter(|(_, v)| !v.is_null()) {
+                    properties.insert(key, Value::String(property_text(&value)));
+                }
+            }
+            (_, value) => {
+                properties.insert(name, Value::String(property_text(&value)));
+            }
+        }
+    }
+    properties
+}
+
+/// Takes the first of these fields that the record has with a value (its name is cleared).
+fn take_first(fields: &mut [(String, Value)], names: &[&str]) -> Option<(String, Value)> {
+    let at = names.iter().find_map(|wanted| {
+        fields.iter().position(|(name, value)| name.eq_ignore_ascii_case(wanted) && !value.is_null())
+    })?;
+    Some((std::mem::take(&mut fields[at].0), std::mem::take(&mut fields[at].1)))
+}
+
+/// An event property's text: text as it is, numbers and booleans written out, nested values as JSON,
+/// cut to `EVENT_PROPERTY_CHARS` characters.
+fn property_text(value: &Value) -> String {
+    let text = match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    match text.char_indices().nth(EVENT_PROPERTY_CHARS) {
+        Some((cut, _)) => text[..cut].to_string(),
+        None => text,
+    }
 }
 
 /// A light shape check; Mailchimp judges the rest and its verdict is reported per contact.

@@ -164,6 +164,8 @@ pub struct Report {
     pub rejected_by_reason: BTreeMap<String, u64>,
     /// Up to three rejected records per reason, as excerpts with their addresses masked.
     pub rejected_examples: BTreeMap<String, Vec<String>>,
+    /// Events that would be posted, by name (whether each contact is in the audience is not looked up).
+    pub events: BTreeMap<String, u64>,
     /// "from → to" for contacts whose status would change.
     pub status_changes: BTreeMap<String, u64>,
     pub tags_added: u64,
@@ -196,18 +198,22 @@ pub async fn preview<W: Write>(
     output: &ReportOutput,
     out: &mut W,
 ) -> Result<(), ConnectorError> {
-    let has_update_stream = configured_audience_only(config, catalog)?;
+    let routes = configured_audience_only(config, catalog)?;
     let client = Client::new(&config.client_settings())?;
     let audience = client.audience().await?;
     let (list, merge_fields) = (&audience.list, &audience.merge_fields);
     // Update-only streams need who is in the audience, as write reads it.
-    let existing = match has_update_stream {
+    let existing = match routes.iter().any(|r| r.has_update_stream()) {
         true => Some(crate::audiences::existing_contacts(&client).await?),
         false => None,
     };
     let mapper = Mapper::new(config, catalog, merge_fields, &audience.categories)?
         .with_gdpr(list.marketing_permissions)
-        .with_existing(existing);
+        .with_existing(existing)
+        .with_events(
+            &routes.iter().flat_map(|r| r.events.clone()).collect::<Vec<_>>(),
+            config.events_start_automations,
+        );
     let required: Vec<String> = merge_fields.iter().filter(|f| f.required).map(|f| f.tag.clone()).collect();
     let mut report = Report {
         audience: list.name.clone(),
@@ -225,6 +231,7 @@ pub async fn preview<W: Write>(
     report.states = counts.states;
     report.rejected_by_reason = counts.rejected.clone();
     report.effects.deletions_ignored = counts.deletions_ignored;
+    report.events = counts.events.clone();
     report.contacts = contacts.first.len() as u64;
 
     look_up(&client, list, &mut contacts, &mut names, &mut report).await?;
@@ -240,10 +247,12 @@ pub async fn preview<W: Write>(
     give(&report, output, out)
 }
 
-/// Preview covers the configured audience: fails when a stream names another one. Returns whether
-/// a stream only updates (who is in the audience must then be read).
-fn configured_audience_only(config: &Config, catalog: &ConfiguredCatalog) -> Result<bool, ConnectorError> {
-    let routes = crate::audiences::group_streams(&config.list_id, catalog)?;
+/// Preview covers the configured audience: fails when a stream names another one; else its streams.
+fn configured_audience_only(
+    config: &Config,
+    catalog: &ConfiguredCatalog,
+) -> Result<Vec<crate::audiences::AudienceStreams>, ConnectorError> {
+    let routes = crate::audiences::group_streams(config, catalog)?;
     if let Some(other) = routes.iter().find(|r| r.list_id != config.list_id) {
         return Err(ConnectorError::config(format!(
             "The catalog sends streams to the audience {}, but preview covers the configured audience (List ID \
@@ -253,7 +262,7 @@ fn configured_audience_only(config: &Config, catalog: &ConfiguredCatalog) -> Res
             config.list_id
         )));
     }
-    Ok(routes.iter().any(|r| r.has_update_stream()))
+    Ok(routes)
 }
 
 /// Writes the HTML page when asked, then prints the report as text or JSON.
@@ -581,10 +590,23 @@ pub fn render(report: &Report) -> String {
         thousands(report.tags_added),
         thousands(report.contacts_tagged)
     );
+    if let Some(line) = events_line(report) {
+        text += &format!("{line}\n");
+    }
     for warning in &report.warnings {
         text += &format!("Warning: {warning}\n");
     }
     text
+}
+
+/// The events that would be posted, by name, in one line (none when there are none).
+pub fn events_line(report: &Report) -> Option<String> {
+    if report.events.is_empty() {
+        return None;
+    }
+    let total: u64 = report.events.values().sum();
+    let names: Vec<String> = report.events.iter().map(|(name, n)| format!("{n} × {name}")).collect();
+    Some(format!("Events: {} would be posted ({}).", thousands(total), names.join(", ")))
 }
 
 /// A progress line on stderr at most once a second, so that a long read shows it is moving.

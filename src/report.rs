@@ -22,6 +22,8 @@ pub struct SyncReport {
     refused: BTreeMap<String, u64>,
     effects: Effects,
     rejections_logged: u64,
+    /// Events Mailchimp stored.
+    pub events_stored: u64,
 }
 
 impl SyncReport {
@@ -93,6 +95,13 @@ impl SyncReport {
             text.push_str(&format!(" ({})", reasons.join("; ")));
         }
         text.push('.');
+        if self.events_stored + intake.events_repeated > 0 {
+            text.push_str(&format!(
+                " {} events posted ({} records repeated an event already posted in this sync).",
+                thousands(self.events_stored),
+                thousands(intake.events_repeated)
+            ));
+        }
         if let Some(peak) = peak_memory {
             text.push_str(&format!(" Peak memory {:.0} MB.", peak as f64 / 1e6));
         }

@@ -94,6 +94,7 @@ fn consent_and_tags(html: &mut String, report: &Report) {
     );
     lines
         .extend(report.groups_left.iter().map(|(group, n)| format!("{} would leave {group}", thousands(*n))));
+    lines.extend(crate::preview::events_line(report));
     lines.push(format!(
         "Tags: {} tag(s) would be added to {} contact(s).",
         thousands(report.tags_added),

@@ -5,7 +5,7 @@
 use crate::ack::AckQueue;
 use crate::apply::{apply, Outcome, Policy};
 use crate::audiences::{self, AudienceStreams};
-use crate::batch::{request_body, Batch, Entry, Ready};
+use crate::batch::{request_body, Batch, Entry, EventEntry, Ready};
 use crate::catalog::ConfiguredCatalog;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
@@ -35,8 +35,9 @@ pub const STOP_GRACE: Duration = Duration::from_secs(25);
 
 /// A batch's answer; `None` when the sync stopped before the batch was sent.
 type Answer = Result<Option<Outcome>, ConnectorError>;
-/// What a batch's request task hands back: the batch's entries (to count the answer) and its answer.
-type Answered = (Vec<Entry>, Answer);
+/// What a batch's request task hands back: the batch's contacts and events (to count the answer)
+/// and its answer.
+type Answered = (Vec<Entry>, Vec<EventEntry>, Answer);
 
 /// Where the run is: reading, input ended (or failed), or stopping after a signal.
 #[derive(Default)]
@@ -81,7 +82,7 @@ impl<'a, W: Write> Writer<'a, W> {
     ) -> Result<Self, ConnectorError> {
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let client = Client::new(&config.client_settings())?.with_notices(notices_tx);
-        let routes = audiences::group_streams(&config.list_id, catalog)?;
+        let routes = audiences::group_streams(config, catalog)?;
         audiences::check_objects_exist(&client, catalog).await?;
         let rejected = match &config.rejected_storage {
             Some(settings) => Some(RejectedStore::new(settings, catalog.sync_id(), config.max_retry_time)?),
@@ -316,15 +317,15 @@ impl<'a, W: Write> Writer<'a, W> {
     /// Starts the request for a batch: it waits for earlier batches that hold one of its emails,
     /// then for a free connection.
     fn dispatch(&mut self, batch: Batch) {
-        let Batch { seq, audience, entries, states } = batch;
+        let Batch { seq, audience, entries, events, states } = batch;
         self.report.contacts_sent += entries.len() as u64;
         // Serialized here, on the pipeline thread, while earlier requests are in flight.
         let body = request_body(&entries);
-        let keys: Vec<_> = entries.iter().map(|e| e.member.key).collect();
+        let keys = batch_keys(&entries, &events);
         let (client, policy) = (Arc::clone(&self.audiences[audience]), Arc::clone(&self.policy));
         self.dispatcher.dispatch(seq, &keys, self.client.budget(), move |first| async move {
-            let answer = apply(&client, &policy, &entries, body, first).await;
-            (entries, answer)
+            let answer = apply(&client, &policy, &entries, &events, body, first).await;
+            (entries, events, answer)
         });
         self.acks.sent(seq, states);
     }
@@ -334,7 +335,7 @@ impl<'a, W: Write> Writer<'a, W> {
         &mut self,
         answer: Result<(u64, Answered), tokio::task::JoinError>,
     ) -> Result<(), ConnectorError> {
-        let (seq, (entries, answer)) =
+        let (seq, (entries, events, answer)) =
             answer.map_err(|e| ConnectorError::system(format!("A request task failed: {e}")))?;
         let outcome = match answer {
             Ok(Some(outcome)) => outcome,
@@ -353,8 +354,9 @@ impl<'a, W: Write> Writer<'a, W> {
                 return Err(error);
             }
         };
-        self.dispatcher.answered(seq, entries.iter().map(|e| e.member.key));
+        self.dispatcher.answered(seq, batch_keys(&entries, &events).into_iter());
         self.report.answered(outcome.created, outcome.updated, &outcome.effects);
+        self.settle_events(&events, &outcome)?;
         for entry in entries.iter() {
             let reason = outcome.rejected.get(&entry.member.key).map(|r| format!("Mailchimp: {r}"));
             for tally in &entry.tallies {
@@ -375,6 +377,24 @@ impl<'a, W: Write> Writer<'a, W> {
         }
         for state in self.acks.answered(seq) {
             self.release(state).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a batch's events: stored, or rejected (logged, and stored with rejected records).
+    fn settle_events(&mut self, events: &[EventEntry], outcome: &Outcome) -> Result<(), ConnectorError> {
+        self.report.events_stored += outcome.events_stored;
+        for (at, entry) in events.iter().enumerate() {
+            let reason = outcome.events_rejected.get(&at);
+            self.intake.settle(entry.tally, reason.is_none());
+            let Some(reason) = reason else { continue };
+            self.report.refused(reason, 1);
+            self.log_rejection(Some(&entry.event.email_address), reason)?;
+            if let (Some(store), Some(original)) = (&mut self.rejected, &entry.original) {
+                let rejection =
+                    Rejection { reason: "event not stored", field: None, message: reason.clone() };
+                store.add(original, &rejection, self.report.states_released);
+            }
         }
         Ok(())
     }
@@ -443,6 +463,11 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 }
 
+/// The emails a batch touches (contacts and events): a later batch with one of them waits for it.
+fn batch_keys(entries: &[Entry], events: &[EventEntry]) -> Vec<EmailKey> {
+    entries.iter().map(|e| e.member.key).chain(events.iter().map(|e| e.event.key)).collect()
+}
+
 /// Reads one audience of the sync: its fields and groups, and who is in it when a stream only
 /// updates.
 async fn read_audience(
@@ -498,7 +523,8 @@ fn plan_audience<W: Write>(
         &audience.categories,
     )?
     .with_gdpr(list.marketing_permissions)
-    .with_existing(existing);
+    .with_existing(existing)
+    .with_events(&route.events, config.events_start_automations);
     for (complete, line) in mapper.plan_report() {
         out.log(if complete { Level::Info } else { Level::Warn }, &line)?;
     }

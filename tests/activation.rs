@@ -43,7 +43,7 @@ fn operation<'a>(operations: &'a [Value], object: &str, mode: &str) -> &'a Value
 }
 
 #[test]
-fn discover_lists_every_audience_with_three_operations_named_by_list_id() {
+fn discover_lists_every_audience_with_its_contacts_and_events_operations_named_by_list_id() {
     let fake = three_audiences();
     let message = discover(&fake, json!({}));
     let schema: Value = serde_json::from_str(include_str!("data/airbyte_protocol.json")).unwrap();
@@ -61,11 +61,13 @@ fn discover_lists_every_audience_with_three_operations_named_by_list_id() {
         for mode in ["append_dedup", "update", "soft_delete"] {
             expected.push((format!("audience_{id}"), mode.to_string()));
         }
+        expected.push((format!("audience_{id}_events"), "append".to_string()));
     }
     assert_eq!(pairs, expected);
     for op in &operations {
         assert_eq!(op["matching_keys"], json!([["email_address"]]));
-        assert_eq!(op["json_schema"]["additionalProperties"], false);
+        // Events take any other field as a property.
+        assert_eq!(op["json_schema"]["additionalProperties"], op["sync_mode"] == "append");
         assert!(!op["json_schema"]["required"].as_array().unwrap().contains(&json!("email_address")));
     }
     let object = format!("audience_{LIST}");

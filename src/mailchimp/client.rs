@@ -1,6 +1,7 @@
 //! The Mailchimp client: authenticated requests, retries within a time budget, and user-facing errors.
 
 use super::budget::{Change, ConnectionBudget};
+use super::event::Event;
 use super::model::{
     AddressesPage, ApiError, Audience, BatchResponse, CategoriesPage, Category, Interest, InterestsPage,
     ListInfo, ListsPage, MemberSummary, MembersPage, MergeField, MergeFieldsPage, PermissionsPage, Problem,
@@ -11,6 +12,7 @@ use crate::redact::{excerpt, Secrets};
 use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -97,6 +99,23 @@ pub enum Applied {
     Done,
     /// Mailchimp has no such contact (404): already archived, deleted, or never there.
     NotFound,
+}
+
+/// What became of a posted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventPosted {
+    Stored,
+    /// No such contact in the audience (404): the event is not stored.
+    NotInAudience,
+    /// Mailchimp refused the event itself (400), with its reason.
+    Refused(String),
+}
+
+/// A page of a contact's events, read only to recognise one.
+#[derive(Debug, Deserialize)]
+struct EventsPage {
+    #[serde(default)]
+    events: Vec<serde_json::Value>,
 }
 
 /// A successful exchange: the decoded answer, or a 404 where that is an answer.
@@ -426,6 +445,81 @@ impl Client {
         self.call(Call::Members, Method::GET, path, None).await
     }
 
+    /// `POST …/members/{hash}/events`, at most once. A failure that Mailchimp cannot have carried out
+    /// (429, a redirect, a rate-limiting 403) is retried; after any other (a 5xx, a broken
+    /// connection, a timeout) the contact's events are read first, and the post is retried only when
+    /// the event is not among them. `None` when the client was closed before the first attempt.
+    pub async fn post_event(&self, event: &Event) -> Result<Option<EventPosted>, ConnectorError> {
+        let path = self.member_path(&super::member::hex(&event.key), "/events");
+        let body = bytes::Bytes::from(event.body());
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let slot = self.budget.acquire().await;
+            if attempt == 0 && self.closed.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let error = match self.attempt(&Method::POST, &path, Some(body.clone())).await {
+                Ok(_) => {
+                    drop(slot);
+                    self.succeeded();
+                    return Ok(Some(EventPosted::Stored));
+                }
+                Err(error) => error,
+            };
+            attempt += 1;
+            if let ApiError::Status { status: 400, problem, body_excerpt, .. } = &error {
+                let detail =
+                    problem.as_ref().map(|p| p.detail.clone()).unwrap_or_else(|| body_excerpt.clone());
+                return Ok(Some(EventPosted::Refused(detail)));
+            }
+            let (after, overload) = match classify(Call::Event, &error) {
+                Outcome::NotFound => return Ok(Some(EventPosted::NotInAudience)),
+                Outcome::Fail(failure_type) => {
+                    return Err(self.fail(Call::Event, self.describe(Call::Event, &error, failure_type)))
+                }
+                Outcome::Retry { after, overload } => (after, overload),
+            };
+            if overload {
+                self.overloaded(&slot, &error);
+            }
+            drop(slot);
+            let surely_not_stored = overload || matches!(error, ApiError::Redirect { .. });
+            if !surely_not_stored && self.event_is_stored(event).await? {
+                return Ok(Some(EventPosted::Stored));
+            }
+            let wait = after.unwrap_or_else(|| self.backoff.delay(attempt));
+            if started.elapsed() + wait > self.max_retry_time {
+                return Err(
+                    self.fail(Call::Event, self.gave_up(Call::Event, &error, started.elapsed(), attempt))
+                );
+            }
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            self.notify(
+                Level::Warn,
+                format!(
+                    "Posting an event failed ({}), attempt {attempt}; retrying in {:.1} s.",
+                    error.status_text(),
+                    wait.as_secs_f64()
+                ),
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Whether the contact's events (the newest 1,000) hold this one.
+    async fn event_is_stored(&self, event: &Event) -> Result<bool, ConnectorError> {
+        let path = self.member_path(
+            &super::member::hex(&event.key),
+            "/events?count=1000&fields=events.name,events.occurred_at,events.properties",
+        );
+        let listed: Reply<EventsPage> = self.call_reply(Call::Events, Method::GET, path, None).await?;
+        Ok(match listed {
+            Reply::Answer(page) => page.events.iter().any(|listed| event.is_listed_as(listed)),
+            Reply::NotFound => false,
+        })
+    }
+
     async fn on_contact(
         &self,
         call: Call,
@@ -733,6 +827,8 @@ fn call_name(call: Call) -> &'static str {
         Call::Permissions => "setting a contact's marketing permissions",
         Call::Member => "reading a contact",
         Call::Members => "reading the audience's contacts",
+        Call::Event => "posting an event",
+        Call::Events => "reading a contact's events",
     }
 }
 

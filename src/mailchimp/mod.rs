@@ -2,6 +2,7 @@
 
 pub mod budget;
 pub mod client;
+pub mod event;
 pub mod member;
 pub mod model;
 pub mod outcome;

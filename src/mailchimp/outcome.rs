@@ -21,6 +21,10 @@ pub enum Call {
     Permissions,
     Member,
     Members,
+    /// Posting an event on a contact.
+    Event,
+    /// Reading a contact's events (to tell whether a post whose answer was lost was stored).
+    Events,
 }
 
 impl Call {
@@ -35,6 +39,7 @@ impl Call {
                 | Call::DeletePermanently
                 | Call::RemoveTags
                 | Call::Permissions
+                | Call::Event
         )
     }
 
@@ -42,7 +47,13 @@ impl Call {
     fn on_one_contact(self) -> bool {
         matches!(
             self,
-            Call::Archive | Call::DeletePermanently | Call::RemoveTags | Call::Permissions | Call::Member
+            Call::Archive
+                | Call::DeletePermanently
+                | Call::RemoveTags
+                | Call::Permissions
+                | Call::Member
+                | Call::Event
+                | Call::Events
         )
     }
 }
@@ -141,9 +152,18 @@ mod tests {
             Call::Permissions,
             Call::Member,
             Call::Members,
+            Call::Event,
+            Call::Events,
         ];
-        let on_contact =
-            [Call::Archive, Call::DeletePermanently, Call::RemoveTags, Call::Permissions, Call::Member];
+        let on_contact = [
+            Call::Archive,
+            Call::DeletePermanently,
+            Call::RemoveTags,
+            Call::Permissions,
+            Call::Member,
+            Call::Event,
+            Call::Events,
+        ];
         for call in all {
             let not_found = if on_contact.contains(&call) { Outcome::NotFound } else { config };
             let table = [
