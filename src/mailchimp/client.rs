@@ -488,22 +488,7 @@ impl Client {
             if !surely_not_stored && self.event_is_stored(event).await? {
                 return Ok(Some(EventPosted::Stored));
             }
-            let wait = after.unwrap_or_else(|| self.backoff.delay(attempt));
-            if started.elapsed() + wait > self.max_retry_time {
-                return Err(
-                    self.fail(Call::Event, self.gave_up(Call::Event, &error, started.elapsed(), attempt))
-                );
-            }
-            self.retries.fetch_add(1, Ordering::Relaxed);
-            self.notify(
-                Level::Warn,
-                format!(
-                    "Posting an event failed ({}), attempt {attempt}; retrying in {:.1} s.",
-                    error.status_text(),
-                    wait.as_secs_f64()
-                ),
-            );
-            tokio::time::sleep(wait).await;
+            self.wait_to_retry(Call::Event, &error, after, started, attempt).await?;
         }
     }
 
@@ -610,24 +595,38 @@ impl Client {
             if overload {
                 self.overloaded(&slot, &error);
             }
-            let wait = after.unwrap_or_else(|| self.backoff.delay(attempt));
-            if started.elapsed() + wait > self.max_retry_time {
-                return Err(self.fail(call, self.gave_up(call, &error, started.elapsed(), attempt)));
-            }
             drop(slot);
-            self.retries.fetch_add(1, Ordering::Relaxed);
-            self.notify(
-                Level::Warn,
-                format!(
-                    "{} failed ({}), attempt {attempt}; retrying in {:.1} s{}.",
-                    capitalized(call_name(call)),
-                    error.status_text(),
-                    wait.as_secs_f64(),
-                    if after.is_some() { " as Mailchimp's Retry-After asks" } else { "" }
-                ),
-            );
-            tokio::time::sleep(wait).await;
+            self.wait_to_retry(call, &error, after, started, attempt).await?;
         }
+    }
+
+    /// Waits before another attempt (as long as Mailchimp's Retry-After says, else a backoff) and
+    /// says so in the log; fails instead when the wait would pass the retry time.
+    async fn wait_to_retry(
+        &self,
+        call: Call,
+        error: &ApiError,
+        after: Option<Duration>,
+        started: Instant,
+        attempt: u32,
+    ) -> Result<(), ConnectorError> {
+        let wait = after.unwrap_or_else(|| self.backoff.delay(attempt));
+        if started.elapsed() + wait > self.max_retry_time {
+            return Err(self.fail(call, self.gave_up(call, error, started.elapsed(), attempt)));
+        }
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.notify(
+            Level::Warn,
+            format!(
+                "{} failed ({}), attempt {attempt}; retrying in {:.1} s{}.",
+                capitalized(call_name(call)),
+                error.status_text(),
+                wait.as_secs_f64(),
+                if after.is_some() { " as Mailchimp's Retry-After asks" } else { "" }
+            ),
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     /// One exchange and its decoded answer; a 2xx whose body is not a `T` is a `Decode` error.
