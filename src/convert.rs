@@ -88,14 +88,18 @@ pub fn is_text_kind(kind: &str) -> bool {
     )
 }
 
-/// A string for a text-kind merge field, moved rather than copied: the same result as
-/// [`merge_value`] gives for a string.
-pub fn text_value(kind: &str, text: String) -> Option<Value> {
+/// A string for a text-kind merge field, copied once: the same result as [`merge_value`] gives
+/// for a string.
+pub fn text_value(kind: &str, text: &str) -> Option<Value> {
     if text.trim().is_empty() {
         return None;
     }
     debug_assert!(is_text_kind(kind), "{kind} is validated by merge_value");
-    Some(Value::String(truncate(text, TEXT_LIMIT)))
+    let mut end = text.len().min(TEXT_LIMIT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(Value::String(text[..end].to_string()))
 }
 
 fn is_blank(value: &Value) -> bool {
@@ -433,7 +437,7 @@ mod tests {
             assert!(is_text_kind(kind));
             for text in ["Ada", "  ", "", " padded ", long.as_str()] {
                 let expected = merge_value(kind, &json!({}), &json!(text)).unwrap();
-                assert_eq!(text_value(kind, text.to_string()), expected, "{kind}: {text:?}");
+                assert_eq!(text_value(kind, text), expected, "{kind}: {text:?}");
             }
         }
         for kind in

@@ -1,105 +1,150 @@
-//! A record's `data` as received: its fields in order, read straight into a list (no map is built
-//! for a record that is read once), or whatever else the source sent instead of an object.
+//! A record's `data` as received: its fields in order, each name and value borrowed from the input
+//! line (nothing is built for a field the mapping does not use), or whatever else the source sent.
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
+/// A field's value: its JSON text as received (a string, number, literal, list or object).
+pub type FieldValue<'a> = Cow<'a, RawValue>;
+
 /// A record's `data`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecordData {
+#[derive(Debug, Clone)]
+pub enum RecordData<'a> {
     /// An object: its fields in the order received. A repeated name keeps both; the last one wins.
-    Fields(Vec<(String, Value)>),
+    Fields(Vec<(Cow<'a, str>, FieldValue<'a>)>),
     /// Anything that is not an object (a record to reject).
     Other(Value),
 }
 
-impl RecordData {
+impl RecordData<'_> {
     /// The object's fields, if it is one.
-    pub fn fields(&self) -> Option<&[(String, Value)]> {
+    pub fn fields(&self) -> Option<&[(Cow<'_, str>, FieldValue<'_>)]> {
         match self {
             RecordData::Fields(fields) => Some(fields),
             RecordData::Other(_) => None,
         }
     }
-}
 
-impl RecordData {
-    /// Reads data whose JSON nests deeper than the parser's recursion limit: an object's fields are
-    /// taken one by one and each is built as a value on its own; a field that is still too deep (a
-    /// value no merge field or attribute could take) becomes null, which is never sent.
-    pub fn from_raw(raw: &RawValue) -> RecordData {
-        let text = raw.get();
-        if !text.starts_with('{') {
-            return RecordData::Other(serde_json::from_str(text).unwrap_or(Value::Null));
+    /// A copy that no longer borrows the input line (kept while the record may still be rejected).
+    pub fn into_owned(self) -> RecordData<'static> {
+        match self {
+            RecordData::Fields(fields) => RecordData::Fields(
+                fields
+                    .into_iter()
+                    .map(|(name, value)| (Cow::Owned(name.into_owned()), Cow::Owned(value.into_owned())))
+                    .collect(),
+            ),
+            RecordData::Other(value) => RecordData::Other(value),
         }
-        let fields: Vec<(String, &RawValue)> =
-            serde_json::from_str::<RawFields>(text).map(|f| f.0).unwrap_or_default();
-        let fields = fields
-            .into_iter()
-            .map(|(name, value)| (name, serde_json::from_str(value.get()).unwrap_or(Value::Null)))
-            .collect();
-        RecordData::Fields(fields)
+    }
+
+    /// The data as a JSON value (a repeated name: the last one wins).
+    pub fn to_value(&self) -> Value {
+        match self {
+            RecordData::Fields(fields) => Value::Object(
+                fields.iter().map(|(name, value)| (name.to_string(), value_of(value))).collect::<Map<_, _>>(),
+            ),
+            RecordData::Other(value) => value.clone(),
+        }
     }
 }
 
-/// An object's fields in order, each value as raw JSON (scanned without building it).
-struct RawFields<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawFields<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldsVisitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for FieldsVisitor<'a> {
-            type Value = RawFields<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFields<'a>, A::Error> {
-                let mut fields = Vec::new();
-                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
-                    fields.push(entry);
-                }
-                Ok(RawFields(fields))
-            }
-        }
-        deserializer.deserialize_map(FieldsVisitor(std::marker::PhantomData))
-    }
-}
-
-impl From<Value> for RecordData {
+impl From<Value> for RecordData<'static> {
     fn from(value: Value) -> Self {
         match value {
-            Value::Object(map) => RecordData::Fields(map.into_iter().collect()),
+            Value::Object(map) => RecordData::Fields(
+                map.into_iter()
+                    .map(|(name, value)| {
+                        let raw = serde_json::value::to_raw_value(&value).expect("a JSON value serializes");
+                        (Cow::Owned(name), Cow::Owned(raw))
+                    })
+                    .collect(),
+            ),
             other => RecordData::Other(other),
         }
     }
 }
 
-impl<'de> Deserialize<'de> for RecordData {
+impl PartialEq for RecordData<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+/// A field's value built as JSON; a value nested deeper than the parser's recursion limit (which
+/// no merge field or attribute could take) reads as null, which is never sent.
+pub fn value_of(value: &RawValue) -> Value {
+    serde_json::from_str(value.get()).unwrap_or(Value::Null)
+}
+
+/// The text of a field whose value is a JSON string (borrowed unless it has escapes).
+pub fn text_of(value: &RawValue) -> Option<Cow<'_, str>> {
+    let json = value.get();
+    let inner = json.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(json).ok().map(Cow::Owned)
+}
+
+/// Whether a field's value is JSON `null`.
+pub fn is_null(value: &RawValue) -> bool {
+    value.get() == "null"
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RecordData<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(DataVisitor)
+    }
+}
+
+/// A field name: borrowed from the line unless it has escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
     }
 }
 
 struct DataVisitor;
 
 impl<'de> Visitor<'de> for DataVisitor {
-    type Value = RecordData;
+    type Value = RecordData<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a record's data")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RecordData, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RecordData<'de>, A::Error> {
         let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(12));
-        while let Some(entry) = map.next_entry::<String, Value>()? {
-            fields.push(entry);
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            fields.push((name, Cow::Borrowed(value)));
         }
         Ok(RecordData::Fields(fields))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RecordData, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RecordData<'de>, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element::<Value>()? {
             items.push(item);
@@ -107,35 +152,31 @@ impl<'de> Visitor<'de> for DataVisitor {
         Ok(RecordData::Other(Value::Array(items)))
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<RecordData, E> {
+    fn visit_bool<E>(self, v: bool) -> Result<RecordData<'de>, E> {
         Ok(RecordData::Other(Value::Bool(v)))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<RecordData, E> {
+    fn visit_i64<E>(self, v: i64) -> Result<RecordData<'de>, E> {
         Ok(RecordData::Other(Value::from(v)))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<RecordData, E> {
+    fn visit_u64<E>(self, v: u64) -> Result<RecordData<'de>, E> {
         Ok(RecordData::Other(Value::from(v)))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<RecordData, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<RecordData<'de>, E> {
         Ok(RecordData::Other(Value::from(v)))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<RecordData, E> {
+    fn visit_str<E>(self, v: &str) -> Result<RecordData<'de>, E> {
         Ok(RecordData::Other(Value::String(v.to_string())))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<RecordData, E> {
-        Ok(RecordData::Other(Value::String(v)))
-    }
-
-    fn visit_unit<E>(self) -> Result<RecordData, E> {
+    fn visit_unit<E>(self) -> Result<RecordData<'de>, E> {
         Ok(RecordData::Other(Value::Null))
     }
 
-    fn visit_none<E>(self) -> Result<RecordData, E> {
+    fn visit_none<E>(self) -> Result<RecordData<'de>, E> {
         Ok(RecordData::Other(Value::Null))
     }
 }
@@ -145,21 +186,39 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn names_and_values(data: &RecordData) -> Vec<(String, String)> {
+        let fields = data.fields().expect("an object");
+        fields.iter().map(|(name, value)| (name.to_string(), value.get().to_string())).collect()
+    }
+
     #[test]
     fn objects_become_fields_in_order_and_the_rest_stays_a_value() {
-        let data: RecordData = serde_json::from_str(r#"{"b": 1, "a": [true], "b": 2}"#).unwrap();
+        let text = r#"{"b": 1, "a\u0041": [true], "b": "x\"y"}"#;
+        let data: RecordData = serde_json::from_str(text).unwrap();
         assert_eq!(
-            data,
-            RecordData::Fields(vec![
-                ("b".into(), json!(1)),
-                ("a".into(), json!([true])),
-                ("b".into(), json!(2))
-            ])
+            names_and_values(&data),
+            [("b".into(), "1".into()), ("aA".into(), "[true]".into()), ("b".into(), r#""x\"y""#.into())]
         );
+        assert!(matches!(&data.fields().unwrap()[0].0, Cow::Borrowed(_)), "names are borrowed");
+        assert_eq!(data.to_value(), json!({"b": "x\"y", "aA": [true]}));
+        let owned = data.clone().into_owned();
+        assert_eq!(names_and_values(&owned), names_and_values(&data));
         for other in [json!(null), json!(true), json!(-3), json!(2.5), json!("x"), json!([1, {"a": 2}])] {
-            let data: RecordData = serde_json::from_value(other.clone()).unwrap();
-            assert_eq!(data, RecordData::Other(other.clone()));
-            assert_eq!(data, RecordData::from(other));
+            let text = other.to_string();
+            let data: RecordData = serde_json::from_str(&text).unwrap();
+            assert_eq!(data.to_value(), other);
+            assert!(data.fields().is_none());
         }
+    }
+
+    #[test]
+    fn values_read_as_text_null_or_json() {
+        let raw = |text: &str| RawValue::from_string(text.to_string()).unwrap();
+        assert_eq!(text_of(&raw(r#""plain""#)).as_deref(), Some("plain"));
+        assert!(matches!(text_of(&raw(r#""plain""#)), Some(Cow::Borrowed(_))));
+        assert_eq!(text_of(&raw(r#""tab\there""#)).as_deref(), Some("tab\there"));
+        assert_eq!(text_of(&raw("12")), None);
+        assert!(is_null(&raw("null")) && !is_null(&raw(r#""null""#)));
+        assert_eq!(value_of(&raw(r#"{"x": [1]}"#)), json!({"x": [1]}));
     }
 }

@@ -54,6 +54,14 @@ pub struct Intake {
     event_ids: HashSet<(StreamKey, String)>,
     counts: IntakeCounts,
     notes: Vec<Note>,
+    /// The stream of the latest record and where its records go.
+    current: Option<CurrentStream>,
+}
+
+/// A stream as records name it, and its audience and catalog stream (`None`: not in the catalog).
+struct CurrentStream {
+    received: StreamKey,
+    route: Option<(usize, StreamKey)>,
 }
 
 impl Intake {
@@ -68,6 +76,7 @@ impl Intake {
             event_ids: HashSet::new(),
             counts: IntakeCounts::default(),
             notes: Vec::new(),
+            current: None,
         }
     }
 
@@ -79,35 +88,37 @@ impl Intake {
 
     /// Takes one message. Returns the rejection when a record is rejected here (the caller may log
     /// and store it; it is counted here). `now` starts the flush timer of a new batch.
-    pub fn take(&mut self, message: Incoming, now: Instant) -> Option<Box<Rejected>> {
+    pub fn take(&mut self, message: Incoming<'_>, now: Instant) -> Option<Box<Rejected>> {
         match message {
-            Incoming::Record(mut record) => {
+            Incoming::Record(record) => {
                 self.counts.records += 1;
-                let original = self
-                    .keep_originals
-                    .then(|| Original { stream: record.stream.clone(), data: record.data.clone() });
-                let Some((audience, resolved)) = self.route(&record.stream) else {
-                    let tally = self.ledger.tally_for(&record.stream);
-                    self.ledger.settle(tally, false);
-                    self.count_rejection(UNKNOWN_STREAM);
-                    if self.unknown_streams.insert(record.stream.clone()) {
-                        self.notes.push(Note::UnknownStream(format!(
-                            "Skipping records of stream '{}': it is not in the configured catalog.",
-                            record.stream
-                        )));
+                // The stream is looked up once per run of records of the same stream.
+                let current = match self.current.take() {
+                    Some(current) if record.stream.is(&current.received) => current,
+                    _ => {
+                        let received = record.stream.to_key();
+                        let route = self.route(&received).map(|(audience, resolved)| {
+                            (audience, resolved.unwrap_or_else(|| received.clone()))
+                        });
+                        CurrentStream { received, route }
                     }
-                    let rejection =
-                        Rejection { reason: UNKNOWN_STREAM, field: None, message: UNKNOWN_STREAM.into() };
-                    return Some(Box::new(Rejected { rejection, original }));
                 };
-                if let Some(resolved) = resolved {
-                    record.stream = resolved;
-                }
-                let tally = self.ledger.tally_for(&record.stream);
-                let mapper = &mut self.mappers[audience];
-                let mapped = mapper.map(&record.stream, record.data);
-                self.notes.extend(mapper.take_discovered().into_iter().map(Note::Discovered));
-                self.place(audience, &record.stream, mapped, tally, original, now)
+                let original = self.keep_originals.then(|| Original {
+                    stream: current.received.clone(),
+                    data: record.data.clone().into_owned(),
+                });
+                let answer = match &current.route {
+                    None => self.unknown_stream(&current.received, original),
+                    Some((audience, stream)) => {
+                        let tally = self.ledger.tally_for(stream);
+                        let mapper = &mut self.mappers[*audience];
+                        let mapped = mapper.map(stream, record.data);
+                        self.notes.extend(mapper.take_discovered().into_iter().map(Note::Discovered));
+                        self.place(*audience, stream, mapped, tally, original, now)
+                    }
+                };
+                self.current = Some(current);
+                answer
             }
             Incoming::State(state) => {
                 self.counts.states += 1;
@@ -123,6 +134,20 @@ impl Intake {
             }
             Incoming::Ignored => None,
         }
+    }
+
+    /// A record of a stream the catalog does not have: rejected, and said once per stream.
+    fn unknown_stream(&mut self, stream: &StreamKey, original: Option<Original>) -> Option<Box<Rejected>> {
+        let tally = self.ledger.tally_for(stream);
+        self.ledger.settle(tally, false);
+        self.count_rejection(UNKNOWN_STREAM);
+        if self.unknown_streams.insert(stream.clone()) {
+            self.notes.push(Note::UnknownStream(format!(
+                "Skipping records of stream '{stream}': it is not in the configured catalog."
+            )));
+        }
+        let rejection = Rejection { reason: UNKNOWN_STREAM, field: None, message: UNKNOWN_STREAM.into() };
+        Some(Box::new(Rejected { rejection, original }))
     }
 
     /// The audience of a record's stream, and the catalog's name for the stream when it differs
@@ -267,31 +292,43 @@ mod tests {
         Intake::new(vec![Mapper::new(&config, &catalog, &fields, &[]).unwrap()], config.batch_size)
     }
 
-    fn message(line: serde_json::Value) -> Incoming {
-        parse_line(line.to_string().as_bytes()).unwrap()
+    fn message(line: serde_json::Value) -> String {
+        line.to_string()
     }
 
-    fn record(stream: &str, data: serde_json::Value) -> Incoming {
+    fn record(stream: &str, data: serde_json::Value) -> String {
         message(json!({"type": "RECORD", "record": {"stream": stream, "data": data, "emitted_at": 1}}))
+    }
+
+    /// Parses and takes one line.
+    fn take(intake: &mut Intake, line: String, now: Instant) -> Option<Box<Rejected>> {
+        intake.take(parse_line(line.as_bytes()).unwrap(), now)
     }
 
     #[test]
     fn records_become_batches_and_states_follow_their_records_with_counts() {
         let mut intake = intake();
         let now = Instant::now();
-        assert_eq!(intake.take(record("users", json!({"email": "a@mail.io", "fname": "A"})), now), None);
         assert_eq!(
-            intake
-                .take(record("users", json!({"fname": "no email"})), now)
+            take(&mut intake, record("users", json!({"email": "a@mail.io", "fname": "A"})), now),
+            None
+        );
+        assert_eq!(
+            take(&mut intake, record("users", json!({"fname": "no email"})), now)
                 .map(|r| r.rejection.message.contains("email")),
             Some(true)
         );
         assert_eq!(
-            intake.take(record("orders", json!({"email": "b@mail.io"})), now).map(|r| r.rejection.reason),
+            take(&mut intake, record("orders", json!({"email": "b@mail.io"})), now)
+                .map(|r| r.rejection.reason),
             Some(UNKNOWN_STREAM)
         );
-        intake.take(message(json!({"type": "STATE", "state": {"type": "LEGACY", "data": {"n": 1}}})), now);
-        assert_eq!(intake.take(record("users", json!({"email": "c@mail.io"})), now), None);
+        take(
+            &mut intake,
+            message(json!({"type": "STATE", "state": {"type": "LEGACY", "data": {"n": 1}}})),
+            now,
+        );
+        assert_eq!(take(&mut intake, record("users", json!({"email": "c@mail.io"})), now), None);
         assert!(intake.pop_ready().is_none(), "the batch of 3 is not full yet");
         intake.flush();
         let Some(Ready::Batch(first)) = intake.pop_ready() else { panic!("a batch") };
@@ -322,7 +359,7 @@ mod tests {
         let mut intake = intake();
         let line = json!({"type": "RECORD", "record": {"stream": "users", "namespace": "public",
                           "data": {"email": "d@mail.io"}, "emitted_at": 1}});
-        assert_eq!(intake.take(message(line), Instant::now()), None);
+        assert_eq!(take(&mut intake, message(line), Instant::now()), None);
         intake.flush();
         assert!(matches!(intake.pop_ready(), Some(Ready::Batch(b)) if b.entries.len() == 1));
     }

@@ -5,6 +5,7 @@ use crate::catalog::{ConfiguredCatalog, SyncMode};
 use crate::config::{Config, MappingTarget, OnDelete};
 use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
+use crate::fields::{is_null, text_of, value_of, FieldValue};
 use crate::mailchimp::event::{is_valid_event_name, Event};
 use crate::mailchimp::member::{Action, EmailKey, GroupChoice, Member, MemberStatus};
 use crate::mailchimp::model::{Category, MergeField};
@@ -12,7 +13,9 @@ use crate::protocol::{RecordData, StreamKey};
 use crate::redact::excerpt;
 pub use crate::rejected::Rejection;
 use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The rejection reason of a record whose stream the configured catalog does not have.
@@ -63,6 +66,9 @@ const ALIASES: [(&str, &[&str]); 5] = [
     ("ADDRESS", &["address"]),
     ("BIRTHDAY", &["birthday", "date_of_birth", "dob"]),
 ];
+
+/// A record's fields as received.
+type Fields<'a> = Vec<(Cow<'a, str>, FieldValue<'a>)>;
 
 /// Per-stream knowledge: its mode, where the email is and where each record field goes.
 #[derive(Debug, Default, Clone)]
@@ -275,7 +281,7 @@ impl Mapper {
     }
 
     /// Maps one record of a resolved catalog stream.
-    pub fn map(&mut self, stream: &StreamKey, data: RecordData) -> Mapped {
+    pub fn map(&mut self, stream: &StreamKey, data: RecordData<'_>) -> Mapped {
         let RecordData::Fields(fields) = data else {
             return Mapped::Rejected(Rejection::invalid(None, "the record's data is not a JSON object"));
         };
@@ -291,23 +297,24 @@ impl Mapper {
         mapped
     }
 
-    /// Maps a record's fields, taking their values (text moves into the member without a copy).
-    fn map_fields(
-        &mut self,
-        stream: &StreamKey,
-        plan: &mut StreamPlan,
-        mut fields: Vec<(String, Value)>,
-    ) -> Mapped {
+    /// Maps a record's fields as received: a value is read only when its field is mapped.
+    fn map_fields(&mut self, stream: &StreamKey, plan: &mut StreamPlan, fields: Fields<'_>) -> Mapped {
         if let Some(event) = plan.event.clone() {
-            return self.map_event(plan, &event, fields);
+            let (at, email) = match self.take_email(&fields, plan) {
+                Ok((at, _, email)) => (at, email),
+                Err(rejection) => return Mapped::Rejected(rejection),
+            };
+            let rest = fields.into_iter().enumerate().filter(|(i, _)| *i != at);
+            let rest = rest.map(|(_, (name, value))| (name.into_owned(), value_of(&value))).collect();
+            return Self::map_event(&event, email, rest);
         }
         let soft_delete = plan.mode == SyncMode::SoftDelete;
-        let deleted =
-            soft_delete || fields.iter().any(|(name, value)| name == DELETED_AT_FIELD && is_set(value));
+        let deleted = soft_delete
+            || fields.iter().any(|(name, value)| name == DELETED_AT_FIELD && is_set(&value_of(value)));
         if deleted && !soft_delete && self.settings.on_delete == OnDelete::Ignore {
             return Mapped::DeletionIgnored;
         }
-        let (at, email_field, email) = match self.take_email(&mut fields, plan) {
+        let (at, email_field, email) = match self.take_email(&fields, plan) {
             Ok(found) => found,
             Err(reason) => return Mapped::Rejected(reason),
         };
@@ -318,29 +325,34 @@ impl Mapper {
         if plan.mode == SyncMode::Update && self.existing.as_ref().is_some_and(|e| !e.contains(&member.key)) {
             return Mapped::Rejected(Rejection {
                 reason: NOT_IN_AUDIENCE,
-                field: Some(email_field),
+                field: Some(email_field.to_string()),
                 message: "the contact is not in the audience, and this stream only updates existing contacts"
                     .into(),
             });
         }
         member.tags = self.settings.config_tags.clone();
+        let mut status_at = None;
         if let Some(status_field) = self.settings.status_field.as_deref() {
-            if let Some(at) = fields.iter().rposition(|(name, _)| name == status_field) {
-                let value = std::mem::take(&mut fields[at].1);
-                fields[at].0.clear();
-                self.apply_intent(&mut member, &value);
+            status_at = fields.iter().rposition(|(name, _)| name == status_field);
+            if let Some(at) = status_at {
+                self.apply_intent(&mut member, &value_of(&fields[at].1));
             }
         }
-        for (i, (name, value)) in fields.into_iter().enumerate() {
-            if i == at || name == email_field || name.is_empty() || name == DELETED_AT_FIELD {
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i == at
+                || Some(i) == status_at
+                || name == email_field
+                || name.is_empty()
+                || name == DELETED_AT_FIELD
+            {
                 continue;
             }
             if name == "tags" {
-                add_record_tags(&mut member.tags, &value);
+                add_record_tags(&mut member.tags, value);
                 continue;
             }
-            let target = self.target_in_plan(stream, plan, &name);
-            self.map_value(stream, &mut member, target, &name, value);
+            let target = self.target_in_plan(stream, plan, name);
+            self.map_value(stream, &mut member, target, name, value);
         }
         if let Some(prefix) = &self.settings.owned_tag_prefix {
             member.owned_tags =
@@ -351,11 +363,7 @@ impl Mapper {
 
     /// An events record: the contact's email, the event's name, its time in UTC (the time it was read
     /// when the record has none), and every other field as a text property.
-    fn map_event(&self, plan: &StreamPlan, event: &EventPlan, mut fields: Vec<(String, Value)>) -> Mapped {
-        let (_, _, email) = match self.take_email(&mut fields, plan) {
-            Ok(found) => found,
-            Err(rejection) => return Mapped::Rejected(rejection),
-        };
+    fn map_event(event: &EventPlan, email: String, mut fields: Vec<(String, Value)>) -> Mapped {
         let invalid = |field: Option<&str>, message: String| {
             Mapped::Rejected(Rejection { reason: INVALID_EVENT, field: field.map(str::to_string), message })
         };
@@ -403,23 +411,22 @@ impl Mapper {
 
     /// Takes the record's email out of its fields: its position, the field's name and the address;
     /// or why the record cannot become a contact.
-    fn take_email(
+    fn take_email<'f>(
         &self,
-        fields: &mut [(String, Value)],
+        fields: &'f [(Cow<'_, str>, FieldValue<'_>)],
         plan: &StreamPlan,
-    ) -> Result<(usize, String, String), Rejection> {
+    ) -> Result<(usize, &'f str, String), Rejection> {
         let configured = self.settings.email_field.as_deref();
         let at = find_email(fields, configured, plan.key_field.as_deref())
             .map_err(|message| Rejection::invalid(configured, message))?;
-        let email_field = std::mem::take(&mut fields[at].0);
+        let (email_field, value) = (&*fields[at].0, &fields[at].1);
         let invalid = |problem: &str| {
-            Rejection::invalid(Some(&email_field), format!("the email field '{email_field}' {problem}"))
+            Rejection::invalid(Some(email_field), format!("the email field '{email_field}' {problem}"))
         };
-        let email = match std::mem::take(&mut fields[at].1) {
-            Value::String(s) if s.trim().len() == s.len() => s,
-            Value::String(s) => s.trim().to_string(),
-            Value::Null => return Err(invalid("is null")),
-            _ => return Err(invalid("is not a string")),
+        let email = match text_of(value) {
+            Some(text) => text.trim().to_string(),
+            None if is_null(value) => return Err(invalid("is null")),
+            None => return Err(invalid("is not a string")),
         };
         if !looks_like_email(&email) {
             return Err(invalid("does not hold an email address"));
@@ -479,18 +486,25 @@ impl Mapper {
         member: &mut Member,
         target: Target,
         name: &str,
-        value: Value,
+        value: &RawValue,
     ) {
-        let (value, reason) = match (target, value) {
-            (Target::Ignored, _) => return,
-            // Text moves into the member without a copy.
-            (Target::Merge(i), Value::String(text)) if convert::is_text_kind(&self.merge_fields[i].kind) => {
-                let field = &self.merge_fields[i];
-                if let Some(v) = convert::text_value(&field.kind, text) {
-                    member.merge_fields.insert(field.tag.clone(), v);
+        if target == Target::Ignored {
+            return;
+        }
+        if let Target::Merge(i) = target {
+            let field = &self.merge_fields[i];
+            if convert::is_text_kind(&field.kind) {
+                // Text is copied once, from the input line into the member.
+                if let Some(text) = text_of(value) {
+                    if let Some(v) = convert::text_value(&field.kind, &text) {
+                        member.merge_fields.insert(field.tag.clone(), v);
+                    }
+                    return;
                 }
-                return;
             }
+        }
+        let (value, reason) = match (target, value_of(value)) {
+            (Target::Ignored, _) => return,
             (Target::Merge(i), value) => {
                 let field = &self.merge_fields[i];
                 match convert::merge_value(&field.kind, &field.options, &value) {
@@ -782,7 +796,7 @@ pub fn normalize(name: &str) -> String {
 /// Where the record's email is: the configured field, else `email_address` or `email` (any case),
 /// else a one-field primary key. A repeated name: the last one wins, as in a JSON object.
 fn find_email(
-    fields: &[(String, Value)],
+    fields: &[(Cow<'_, str>, FieldValue<'_>)],
     configured: Option<&str>,
     key_field: Option<&str>,
 ) -> Result<usize, String> {
@@ -883,17 +897,19 @@ fn looks_like_email(email: &str) -> bool {
     }
 }
 
-fn add_record_tags(tags: &mut Vec<String>, value: &Value) {
+fn add_record_tags(tags: &mut Vec<String>, value: &RawValue) {
     let mut add = |tag: &str| {
         let tag = tag.trim();
         if !tag.is_empty() && !tags.iter().any(|t| t == tag) {
             tags.push(tag.to_string());
         }
     };
-    match value {
-        Value::String(s) => s.split(',').for_each(&mut add),
-        Value::Array(items) => items.iter().filter_map(Value::as_str).for_each(&mut add),
-        _ => {}
+    if let Some(text) = text_of(value) {
+        return text.split(',').for_each(&mut add);
+    }
+    // A list: its items that are text; anything else is skipped.
+    if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(value.get()) {
+        items.into_iter().filter_map(text_of).for_each(|text| add(&text));
     }
 }
 

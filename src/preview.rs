@@ -194,7 +194,7 @@ const EXAMPLES_PER_REASON: usize = 3;
 pub async fn preview<W: Write>(
     config: &Config,
     catalog: &ConfiguredCatalog,
-    mut input: mpsc::Receiver<Vec<InputEvent>>,
+    mut input: mpsc::Receiver<InputEvent>,
     output: &ReportOutput,
     out: &mut W,
 ) -> Result<(), ConnectorError> {
@@ -286,7 +286,7 @@ fn give<W: Write>(report: &Report, output: &ReportOutput, out: &mut W) -> Result
 /// entry per contact.
 async fn read_input(
     intake: &mut Intake,
-    input: &mut mpsc::Receiver<Vec<InputEvent>>,
+    input: &mut mpsc::Receiver<InputEvent>,
     required: &[String],
     names: &mut TagNames,
     examples: &mut BTreeMap<String, Vec<String>>,
@@ -302,13 +302,16 @@ async fn read_input(
             }
         }
     };
-    while let Some(events) = input.recv().await {
-        for event in events {
-            match event {
-                InputEvent::Invalid { line, reason, excerpt } => {
-                    return Err(ConnectorError::system(crate::input::invalid_line(line, &reason, &excerpt)))
-                }
-                InputEvent::Message(message) => {
+    while let Some(event) = input.recv().await {
+        let lines = match event {
+            InputEvent::Invalid(invalid) => return Err(ConnectorError::system(invalid.message())),
+            InputEvent::Lines(lines) => lines,
+        };
+        for (line_no, line) in lines.iter() {
+            match crate::input::parse(line_no, line) {
+                None => {}
+                Some(Err(invalid)) => return Err(ConnectorError::system(invalid.message())),
+                Some(Ok(message)) => {
                     if let Some(rejected) = intake.take(message, Instant::now()) {
                         keep_example(examples, &rejected);
                     }

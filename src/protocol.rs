@@ -25,17 +25,36 @@ impl std::fmt::Display for StreamKey {
     }
 }
 
-/// A RECORD from the source. `data` is whatever the source sent (normally an object).
+/// A stream as a RECORD names it, borrowed from the input line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamName<'a> {
+    pub namespace: Option<Cow<'a, str>>,
+    pub name: Cow<'a, str>,
+}
+
+impl StreamName<'_> {
+    /// Whether this is the stream `key` names.
+    pub fn is(&self, key: &StreamKey) -> bool {
+        self.name == key.name.as_str() && self.namespace.as_deref() == key.namespace.as_deref()
+    }
+
+    pub fn to_key(&self) -> StreamKey {
+        StreamKey { namespace: self.namespace.as_deref().map(str::to_string), name: self.name.to_string() }
+    }
+}
+
+/// A RECORD from the source, borrowed from its input line. `data` is whatever the source sent
+/// (normally an object).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    pub stream: StreamKey,
-    pub data: RecordData,
+pub struct Record<'a> {
+    pub stream: StreamName<'a>,
+    pub data: RecordData<'a>,
 }
 
 /// What one stdin line means to the connector.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Incoming {
-    Record(Record),
+pub enum Incoming<'a> {
+    Record(Record<'a>),
     /// The STATE payload exactly as received, so that every field (`id`, `sourceStats`, …) survives.
     State(RawState),
     /// LOG, TRACE, CONTROL and other types that a destination does not act on.
@@ -46,34 +65,36 @@ pub enum Incoming {
 struct Envelope<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
-    record: Option<RecordPayload>,
+    #[serde(borrow)]
+    record: Option<RecordPayload<'a>>,
     #[serde(borrow)]
     state: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
-struct RecordPayload {
-    stream: Option<String>,
-    namespace: Option<String>,
-    data: Option<RecordData>,
+struct RecordPayload<'a> {
+    #[serde(borrow)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<RecordData<'a>>,
 }
 
 /// Why a stdin line could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
 
-/// Parses one stdin line. Unknown fields and explicit nulls are accepted.
-pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
+/// Parses one stdin line; a record borrows its stream's name and its fields from the line (a
+/// field's value is only scanned here, and read when the mapping uses it, so that a field nested
+/// deeper than the parser's recursion limit costs nothing). Unknown fields and explicit nulls are
+/// accepted.
+pub fn parse_line(line: &[u8]) -> Result<Incoming<'_>, ParseError> {
     // One UTF-8 check of the whole line (fast), then a parser that need not check each string.
     let text = std::str::from_utf8(line).map_err(|e| {
         ParseError(format!("it is not valid UTF-8 (invalid bytes after byte {})", e.valid_up_to()))
     })?;
-    let envelope: Envelope = match serde_json::from_str(text) {
-        // A record nested deeper than the parser's recursion limit: read its fields one by one.
-        Err(e) if e.to_string().starts_with("recursion limit exceeded") => return parse_deep_record(text),
-        parsed => parsed,
-    }
-    .map_err(|e| {
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
         let starts_as_object = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if e.is_data() && !starts_as_object {
             ParseError("it is not a JSON object".to_string())
@@ -90,7 +111,7 @@ pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
             let name =
                 record.stream.ok_or_else(|| ParseError("a RECORD message has no \"stream\"".into()))?;
             Ok(Incoming::Record(Record {
-                stream: StreamKey { namespace: record.namespace, name },
+                stream: StreamName { namespace: record.namespace, name },
                 data: record.data.unwrap_or(RecordData::Other(Value::Null)),
             }))
         }
@@ -104,32 +125,6 @@ pub fn parse_line(line: &[u8]) -> Result<Incoming, ParseError> {
         Some(other) => Err(ParseError(format!("its type {other:?} is not an Airbyte message type"))),
         None => Err(ParseError("it has no \"type\", so it is not an Airbyte message".into())),
     }
-}
-
-/// A RECORD nested deeper than serde_json's recursion limit (128 levels), which a valid document
-/// may be: its data is scanned without recursion, and each field is built separately (see
-/// `RecordData::from_raw`), so that a deep field the mapping does not even use costs nothing.
-fn parse_deep_record(text: &str) -> Result<Incoming, ParseError> {
-    #[derive(Deserialize)]
-    struct DeepEnvelope<'a> {
-        #[serde(borrow)]
-        record: Option<DeepPayload<'a>>,
-    }
-    #[derive(Deserialize)]
-    struct DeepPayload<'a> {
-        stream: Option<String>,
-        namespace: Option<String>,
-        #[serde(borrow)]
-        data: Option<&'a RawValue>,
-    }
-    let envelope: DeepEnvelope =
-        serde_json::from_str(text).map_err(|e| ParseError(format!("it is not an Airbyte message ({e})")))?;
-    let record = envelope.record.ok_or_else(|| ParseError("a RECORD message has no \"record\"".into()))?;
-    let name = record.stream.ok_or_else(|| ParseError("a RECORD message has no \"stream\"".into()))?;
-    Ok(Incoming::Record(Record {
-        stream: StreamKey { namespace: record.namespace, name },
-        data: record.data.map_or(RecordData::Other(Value::Null), RecordData::from_raw),
-    }))
 }
 
 /// Which records a STATE covers.
@@ -328,7 +323,7 @@ mod tests {
     fn parses_records_leniently() {
         let line = br#"{"type":"RECORD","record":{"stream":"users","namespace":null,"data":{"email":"a@b.io"},"emitted_at":1,"meta":null,"extra":5},"log":null}"#;
         let Incoming::Record(record) = parse_line(line).unwrap() else { panic!() };
-        assert_eq!(record.stream, StreamKey { namespace: None, name: "users".into() });
+        assert_eq!(record.stream.to_key(), StreamKey { namespace: None, name: "users".into() });
         assert_eq!(record.data, RecordData::from(serde_json::json!({"email": "a@b.io"})));
     }
 
@@ -374,14 +369,7 @@ mod tests {
             r#"{{"type":"RECORD","record":{{"stream":"u","data":{{"email":"a@b.io","deep":{deep},"n":2}}}}}}"#
         );
         let Incoming::Record(record) = parse_line(line.as_bytes()).unwrap() else { panic!() };
-        assert_eq!(
-            record.data,
-            RecordData::Fields(vec![
-                ("email".into(), json!("a@b.io")),
-                ("deep".into(), Value::Null),
-                ("n".into(), json!(2))
-            ])
-        );
+        assert_eq!(record.data, RecordData::from(json!({"email": "a@b.io", "deep": null, "n": 2})));
         let state = format!(r#"{{"type":"STATE","state":{{"data":{deep}}}}}"#);
         assert!(
             matches!(parse_line(state.as_bytes()), Ok(Incoming::State(_))),

@@ -8,7 +8,7 @@ use crate::protocol::StreamKey;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::{Path as ObjectPath, PathPart};
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +43,7 @@ impl Rejection {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Original {
     pub stream: StreamKey,
-    pub data: RecordData,
+    pub data: RecordData<'static>,
 }
 
 /// The bucket, and the rejected records not yet written to it.
@@ -227,10 +227,7 @@ pub fn rejected_line(original: &Original, rejection: &Rejection) -> Value {
 
 /// A record's data as JSON, as the source sent it.
 pub fn data_value(data: &RecordData) -> Value {
-    match data {
-        RecordData::Fields(fields) => Value::Object(fields.iter().cloned().collect::<Map<String, Value>>()),
-        RecordData::Other(value) => value.clone(),
-    }
+    data.to_value()
 }
 
 fn s3(settings: &StorageSettings, max_retry_time: Duration) -> Result<impl ObjectStore, ConnectorError> {

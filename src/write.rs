@@ -10,7 +10,7 @@ use crate::catalog::ConfiguredCatalog;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::error::ConnectorError;
-use crate::input::InputEvent;
+use crate::input::{InputEvent, InvalidLine, Lines};
 use crate::intake::{Intake, Note, Rejected};
 use crate::ledger::PendingState;
 use crate::mailchimp::client::{self, Client, Notice};
@@ -123,7 +123,7 @@ impl<'a, W: Write> Writer<'a, W> {
     /// until `stop` delivers a signal's name (a second signal stops without waiting).
     pub async fn run(
         mut self,
-        mut input: mpsc::Receiver<Vec<InputEvent>>,
+        mut input: mpsc::Receiver<InputEvent>,
         mut stop: mpsc::Receiver<&'static str>,
     ) -> Result<(), ConnectorError> {
         let started = Instant::now();
@@ -155,7 +155,7 @@ impl<'a, W: Write> Writer<'a, W> {
     async fn turn(
         &mut self,
         phase: &mut Phase,
-        input: &mut mpsc::Receiver<Vec<InputEvent>>,
+        input: &mut mpsc::Receiver<InputEvent>,
         stop: &mut mpsc::Receiver<&'static str>,
     ) -> Result<Turn, ConnectorError> {
         self.hand_on_ready(phase.stopping.is_none()).await?;
@@ -214,18 +214,24 @@ impl<'a, W: Write> Writer<'a, W> {
     }
 
     /// A chunk of input, or its end.
-    fn on_input(&mut self, phase: &mut Phase, chunk: Option<Vec<InputEvent>>) -> Result<(), ConnectorError> {
-        match chunk {
-            Some(events) => {
-                if let Some(failure) = self.take_chunk(events)? {
-                    phase.input_failure = Some(failure);
-                    phase.input_closed = true;
-                }
-            }
+    fn on_input(&mut self, phase: &mut Phase, chunk: Option<InputEvent>) -> Result<(), ConnectorError> {
+        let invalid = match chunk {
+            Some(InputEvent::Lines(lines)) => self.take_lines(&lines)?,
+            Some(InputEvent::Invalid(invalid)) => Some(invalid),
             None => {
                 phase.input_closed = true;
                 self.intake.flush();
+                None
             }
+        };
+        if let Some(invalid) = invalid {
+            self.intake.flush();
+            phase.input_failure = Some(ConnectorError::system(format!(
+                "{} The records before it were written and their states released; the source or platform sent \
+                 malformed data, so the sync stops here.",
+                invalid.message()
+            )));
+            phase.input_closed = true;
         }
         Ok(())
     }
@@ -258,27 +264,21 @@ impl<'a, W: Write> Writer<'a, W> {
         ConnectorError::transient(message)
     }
 
-    /// Handles a chunk of input. A malformed line ends the input: what came before it is still
-    /// written, and the failure to report at the end is returned.
-    fn take_chunk(&mut self, events: Vec<InputEvent>) -> Result<Option<ConnectorError>, ConnectorError> {
+    /// Parses and takes a chunk of input lines; a malformed line ends the input there (what came
+    /// before it is still written) and is returned.
+    fn take_lines(&mut self, lines: &Lines) -> Result<Option<InvalidLine>, ConnectorError> {
         let now = std::time::Instant::now();
-        for event in events {
-            match event {
-                InputEvent::Message(message) => self.take(message, now)?,
-                InputEvent::Invalid { line, reason, excerpt } => {
-                    self.intake.flush();
-                    return Ok(Some(ConnectorError::system(format!(
-                        "{} The records before it were written and their states released; the source or \
-                         platform sent malformed data, so the sync stops here.",
-                        crate::input::invalid_line(line, &reason, &excerpt)
-                    ))));
-                }
+        for (line_no, line) in lines.iter() {
+            match crate::input::parse(line_no, line) {
+                None => {}
+                Some(Ok(message)) => self.take(message, now)?,
+                Some(Err(invalid)) => return Ok(Some(invalid)),
             }
         }
         Ok(None)
     }
 
-    fn take(&mut self, message: Incoming, now: std::time::Instant) -> Result<(), ConnectorError> {
+    fn take(&mut self, message: Incoming<'_>, now: std::time::Instant) -> Result<(), ConnectorError> {
         let rejected = self.intake.take(message, now);
         for note in self.intake.take_notes() {
             match note {

@@ -45,7 +45,7 @@ proptest! {
         let line = json!({"type": "RECORD", "record": {"stream": stream, "namespace": namespace, "data": data, "emitted_at": 1}});
         match parse_line(line.to_string().as_bytes()) {
             Ok(Incoming::Record(record)) => {
-                prop_assert_eq!(record.stream, StreamKey { namespace, name: stream });
+                prop_assert_eq!(record.stream.to_key(), StreamKey { namespace, name: stream });
                 prop_assert_eq!(record.data, RecordData::from(data));
             }
             other => prop_assert!(false, "{:?}", other),
