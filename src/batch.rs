@@ -250,7 +250,7 @@ mod tests {
         Member {
             email_address: email.into(),
             status_if_new: MemberStatus::Subscribed,
-            merge_fields: json!({"FNAME": fname}).as_object().unwrap().clone(),
+            merge_fields: json!({"FNAME": fname}).as_object().unwrap().clone().into(),
             tags: vec![],
             attributes: Default::default(),
             key: email_key(email),
@@ -286,7 +286,7 @@ mod tests {
         let [Ready::Batch(batch)] = ready.as_slice() else { panic!("{ready:?}") };
         assert_eq!(batch.entries.len(), 2);
         assert_eq!(batch.entries[0].member.email_address, "A@X.io");
-        assert_eq!(batch.entries[0].member.merge_fields["FNAME"], "2");
+        assert_eq!(batch.entries[0].member.merge_fields.get("FNAME"), Some(&json!("2")));
         assert_eq!(batch.entries[0].tallies, vec![0, 0]);
     }
 
@@ -318,7 +318,7 @@ mod tests {
         second.tags = vec!["t2".into(), "t1".into()];
         merge_into(&mut first, second);
         assert_eq!(
-            serde_json::Value::Object(first.merge_fields),
+            serde_json::Value::Object(first.merge_fields.to_map()),
             json!({"FNAME": "Augusta", "LNAME": "Lovelace"})
         );
         assert_eq!(first.tags, vec!["t1", "t2"]);

@@ -21,12 +21,18 @@ enum Ticket {
 pub struct Dispatcher<A> {
     requests: FuturesOrdered<JoinHandle<(u64, A)>>,
     /// Emails in batches not yet answered, with the batch that holds them last.
-    pending_emails: FxHashMap<EmailKey, (u64, watch::Receiver<bool>)>,
+    pending_emails: FxHashMap<EmailKey, u64>,
+    /// Batches not yet answered: each one's signal that it was.
+    pending_batches: FxHashMap<u64, watch::Receiver<bool>>,
 }
 
 impl<A: Send + 'static> Default for Dispatcher<A> {
     fn default() -> Self {
-        Self { requests: FuturesOrdered::new(), pending_emails: FxHashMap::default() }
+        Self {
+            requests: FuturesOrdered::new(),
+            pending_emails: FxHashMap::default(),
+            pending_batches: FxHashMap::default(),
+        }
     }
 }
 
@@ -42,13 +48,17 @@ impl<A: Send + 'static> Dispatcher<A> {
         let (done_tx, done_rx) = watch::channel(false);
         let mut earlier: Vec<(u64, watch::Receiver<bool>)> = Vec::new();
         for key in keys {
-            if let Some((other_seq, other_done)) = self.pending_emails.get(key) {
-                if !*other_done.borrow() && !earlier.iter().any(|(s, _)| s == other_seq) {
-                    earlier.push((*other_seq, other_done.clone()));
+            let Some(other_seq) = self.pending_emails.insert(*key, seq) else { continue };
+            if other_seq == seq || earlier.iter().any(|(s, _)| *s == other_seq) {
+                continue;
+            }
+            if let Some(other_done) = self.pending_batches.get(&other_seq) {
+                if !*other_done.borrow() {
+                    earlier.push((other_seq, other_done.clone()));
                 }
             }
-            self.pending_emails.insert(*key, (seq, done_rx.clone()));
         }
+        self.pending_batches.insert(seq, done_rx);
         let ticket = earlier.is_empty().then(|| reserve(budget));
         self.requests.push_back(tokio::spawn(async move {
             for (_, mut done) in earlier {
@@ -74,8 +84,9 @@ impl<A: Send + 'static> Dispatcher<A> {
 
     /// Forgets the emails whose latest batch is `seq` (it was answered).
     pub fn answered(&mut self, seq: u64, keys: impl Iterator<Item = EmailKey>) {
+        self.pending_batches.remove(&seq);
         for key in keys {
-            if self.pending_emails.get(&key).is_some_and(|(s, _)| *s == seq) {
+            if self.pending_emails.get(&key) == Some(&seq) {
                 self.pending_emails.remove(&key);
             }
         }

@@ -9,13 +9,13 @@ use tokio::sync::mpsc;
 
 /// Lines are handed over in chunks of up to this many (one wake-up of the pipeline per chunk,
 /// not per line); a chunk goes as soon as no more input is waiting, so a slow source is not held up.
-pub const CHUNK: usize = 64;
+pub const CHUNK: usize = 256;
 
 /// The longest line accepted (a record far beyond anything Mailchimp can store); longer input is
 /// reported instead of exhausting memory.
 pub const MAX_LINE_BYTES: usize = 32 << 20;
 /// A chunk's text buffer starts at this size.
-const CHUNK_BYTES: usize = 32 << 10;
+const CHUNK_BYTES: usize = 96 << 10;
 
 /// Consecutive input lines, as read.
 #[derive(Debug, Default)]

@@ -34,7 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("could not start the async runtime (threads or timers unavailable)")?;
-    let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
+    let stdin = BufReader::with_capacity(1 << 18, std::io::stdin());
     let code = runtime.block_on(destination_mailchimp::run(cli.command, stdin, std::io::stdout().lock()));
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(code)

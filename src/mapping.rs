@@ -7,7 +7,7 @@ use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
 use crate::fields::{is_null, text_of, value_of, FieldValue};
 use crate::mailchimp::event::{is_valid_event_name, Event};
-use crate::mailchimp::member::{Action, EmailKey, GroupChoice, Member, MemberStatus};
+use crate::mailchimp::member::{Action, EmailKey, GroupChoice, Member, MemberStatus, MergeTag};
 use crate::mailchimp::model::{Category, MergeField};
 use crate::protocol::{RecordData, StreamKey};
 use crate::redact::excerpt;
@@ -106,6 +106,8 @@ pub struct DroppedValues {
 pub struct Mapper {
     settings: RecordSettings,
     merge_fields: Vec<MergeField>,
+    /// Each merge field's tag, shared by the contacts that have a value for it.
+    merge_tags: Vec<MergeTag>,
     categories: Vec<Category>,
     /// GDPR marketing permissions named by the mapping (their text, normalized), and whether the
     /// audience has GDPR fields at all.
@@ -171,6 +173,7 @@ impl Mapper {
                 create_missing_groups: config.create_missing_groups,
             },
             merge_fields: merge_fields.to_vec(),
+            merge_tags: merge_fields.iter().map(|f| MergeTag::from(f.tag.as_str())).collect(),
             categories: categories.to_vec(),
             permissions: (permissions, false),
             explicit,
@@ -497,7 +500,7 @@ impl Mapper {
                 // Text is copied once, from the input line into the member.
                 if let Some(text) = text_of(value) {
                     if let Some(v) = convert::text_value(&field.kind, &text) {
-                        member.merge_fields.insert(field.tag.clone(), v);
+                        member.merge_fields.insert(self.merge_tags[i].clone(), v);
                     }
                     return;
                 }
@@ -509,7 +512,7 @@ impl Mapper {
                 let field = &self.merge_fields[i];
                 match convert::merge_value(&field.kind, &field.options, &value) {
                     Ok(Some(v)) => {
-                        member.merge_fields.insert(field.tag.clone(), v);
+                        member.merge_fields.insert(self.merge_tags[i].clone(), v);
                         return;
                     }
                     Ok(None) => return,
@@ -526,7 +529,7 @@ impl Mapper {
             },
             (Target::Attribute(attribute), value) => match convert::attribute_value(attribute, &value) {
                 Ok(Some(v)) => {
-                    member.attributes.insert(attribute.to_string(), v);
+                    member.attributes.insert(attribute, v);
                     return;
                 }
                 Ok(None) => return,
@@ -994,7 +997,7 @@ mod tests {
         let Mapped::Member(member) = m.map(&users(), data.clone().into()) else { panic!() };
         assert_eq!(member.email_address, "Ada@Math.org");
         assert_eq!(member.key, email_key("ada@math.org"));
-        assert_eq!(Value::Object(member.merge_fields.clone()), json!({"FNAME": "Ada", "SCORE": 7}));
+        assert_eq!(Value::Object(member.merge_fields.to_map()), json!({"FNAME": "Ada", "SCORE": 7}));
         assert_eq!(member.tags, vec!["crm", "vip", "b"]);
         let body = serde_json::to_value(&member).unwrap();
         assert_eq!(
@@ -1070,10 +1073,10 @@ mod tests {
         let data = json!({"email": "a@b.io", "nick": "Ada", "first_name": "Augusta", "Last Name": "King", "dob": "1815-12-10", "vip": "yes", "plan": "pro", "shoe": 9});
         let Mapped::Member(member) = m.map(&users(), data.clone().into()) else { panic!() };
         assert_eq!(
-            Value::Object(member.merge_fields),
+            Value::Object(member.merge_fields.to_map()),
             json!({"FNAME": "Ada", "LNAME": "King", "BIRTHDAY": "12/10", "MMERGE9": "Pro"})
         );
-        assert_eq!(Value::Object(member.attributes), json!({"vip": true}));
+        assert_eq!(Value::Object(member.attributes.to_map()), json!({"vip": true}));
         let report = m.plan_report();
         assert!(report[0].0, "{report:?}");
         assert!(

@@ -56,7 +56,7 @@ type Contact = (String, Map<String, Value>, BTreeSet<String>);
 fn apply(audience: &mut BTreeMap<String, Contact>, member: &Member) {
     let contact = audience.entry(member.email_address.to_lowercase()).or_default();
     contact.0 = member.email_address.clone();
-    contact.1.extend(member.merge_fields.clone());
+    contact.1.extend(member.merge_fields.to_map());
     contact.2.extend(member.tags.iter().cloned());
 }
 
@@ -150,7 +150,7 @@ proptest! {
                         merge_fields.insert("LNAME".into(), json!(lname));
                     }
                     let member = Member {
-                        merge_fields,
+                        merge_fields: merge_fields.into(),
                         tags: tag.map(|t| vec![format!("t{t}")]).unwrap_or_default(),
                         ..Member::bare(email, MemberStatus::Subscribed, Action::Upsert)
                     };

@@ -108,7 +108,7 @@ fn upsert(audience: &mut Audience, member: &Member) {
         return;
     }
     let contact = audience.entry(member.email_address.to_lowercase()).or_default();
-    contact.0.extend(member.merge_fields.clone());
+    contact.0.extend(member.merge_fields.to_map());
     contact.1.extend(member.tags.iter().cloned());
 }
 

@@ -2,9 +2,11 @@
 //! and a member as the batch-subscribe body carries it.
 
 use md5::{Digest, Md5};
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 
 /// Mailchimp's cap on members in one batch-subscribe call.
 pub const MAX_BATCH_MEMBERS: usize = 500;
@@ -104,41 +106,129 @@ pub enum Action {
     DeletePermanently,
 }
 
+/// A merge tag, shared by every contact that has a value for it (not copied per contact).
+pub type MergeTag = Arc<str>;
+
+/// Named values in the order they were set; setting a name again replaces its value. Merge fields
+/// are named by their tag, member attributes by their (static) name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Values<K>(Vec<(K, Value)>);
+
+impl<K> Default for Values<K> {
+    fn default() -> Self {
+        Values(Vec::new())
+    }
+}
+
+impl<K: AsRef<str>> Values<K> {
+    pub fn insert(&mut self, name: K, value: Value) {
+        match self.0.iter_mut().find(|(k, _)| k.as_ref() == name.as_ref()) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Takes a later record's values: each one it has replaces the earlier one.
+    pub fn extend(&mut self, later: Values<K>) {
+        for (name, value) in later.0 {
+            self.insert(name, value);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// As a JSON object.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+}
+
+impl From<Map<String, Value>> for Values<MergeTag> {
+    fn from(map: Map<String, Value>) -> Self {
+        Values(map.into_iter().map(|(k, v)| (MergeTag::from(k), v)).collect())
+    }
+}
+
+impl<K: AsRef<str>> Serialize for Values<K> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name.as_ref(), value)?;
+        }
+        map.end()
+    }
+}
+
 /// One contact as sent in a batch-subscribe request (one field per part of Mailchimp's member body,
 /// plus what the sync needs to apply it: hence its width). `status` is sent only for an explicit change
 /// the source asks for (an opt-out, a subscription, a deletion as unsubscribe); otherwise existing
 /// contacts keep theirs, and `status_if_new` applies only to contacts new to the audience.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Member {
     pub email_address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<MemberStatus>,
     pub status_if_new: MemberStatus,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    pub merge_fields: Map<String, Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merge_fields: Values<MergeTag>,
     pub tags: Vec<String>,
     /// Member attributes such as `language`, `vip` or `location`, sent beside the merge fields.
-    #[serde(flatten)]
-    pub attributes: Map<String, Value>,
+    pub attributes: Values<&'static str>,
     /// Groups: sent as `interests` (interest id → bool); boxed, as most contacts have none.
-    #[serde(rename = "interests", skip_serializing_if = "Option::is_none", serialize_with = "interests_of")]
     pub groups: Option<Box<GroupChoice>>,
-    #[serde(skip)]
+    /// Not sent: what the sync needs to apply the contact.
     pub key: EmailKey,
-    #[serde(skip)]
     pub action: Action,
     /// Owned-tag mode: the owned tags the record carries; any other owned tag the contact has in
     /// Mailchimp is removed after the upsert. `None` when the sync leaves the contact's tags alone.
-    #[serde(skip)]
     pub owned_tags: Option<Vec<String>>,
     /// The record was a deletion at the source (for the counts).
-    #[serde(skip)]
     pub deleted_at_source: bool,
     /// GDPR marketing permissions the record sets: (permission text normalized, enabled). Not in the
     /// batch body (Mailchimp takes them per member); `None` for most contacts.
-    #[serde(skip)]
     pub permissions: Option<Box<Vec<(String, bool)>>>,
+}
+
+/// The member as the batch-subscribe body carries it: the parts that are set, attributes beside
+/// the merge fields, groups as `interests`.
+impl Serialize for Member {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("email_address", &self.email_address)?;
+        if let Some(status) = self.status {
+            map.serialize_entry("status", &status)?;
+        }
+        map.serialize_entry("status_if_new", &self.status_if_new)?;
+        if !self.merge_fields.is_empty() {
+            map.serialize_entry("merge_fields", &self.merge_fields)?;
+        }
+        if !self.tags.is_empty() {
+            map.serialize_entry("tags", &self.tags)?;
+        }
+        for (name, value) in self.attributes.iter() {
+            map.serialize_entry(name, value)?;
+        }
+        if let Some(groups) = &self.groups {
+            map.serialize_entry("interests", &groups.interests)?;
+        }
+        map.end()
+    }
 }
 
 impl Member {
@@ -149,9 +239,9 @@ impl Member {
             email_address: email,
             status: None,
             status_if_new,
-            merge_fields: Map::new(),
+            merge_fields: Values::default(),
             tags: Vec::new(),
-            attributes: Map::new(),
+            attributes: Values::default(),
             groups: None,
             action,
             owned_tags: None,
@@ -184,16 +274,6 @@ impl GroupChoice {
                 self.categories.push(category);
             }
         }
-    }
-}
-
-fn interests_of<S: serde::Serializer>(
-    groups: &Option<Box<GroupChoice>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match groups {
-        Some(groups) => groups.interests.serialize(serializer),
-        None => serializer.serialize_none(),
     }
 }
 
