@@ -3,7 +3,14 @@
 a fixed per-request latency, and the table shows how close it gets to Mailchimp's ceiling.
 
     ./scripts/bench.py            # 20/100/500 ms × 200,000/1,000,000 records × concurrency 5 (default) and 10
-    ./scripts/bench.py --quick    # 200,000 records only
+    ./scripts/bench.py --quick    # 200,000 records only, one run each
+    ./scripts/bench.py --sizes 1000000 --runs 3
+
+Every row is the median of --runs runs (3 unless --quick). Before them, a CPU row: 1,000,000 records
+at zero latency, where the connector's own CPU per record is the figure. After them, the per-contact
+rows at 100 ms: a sync of deletions with `on_delete: archive` (one call per contact) and an
+owned-tag sync where every contact loses a tag (one batch request per 500 contacts and one call per
+contact); their ceiling is requests in flight / latency calls per second.
 
 It also draws docs/images/benchmark.svg (--chart another path): contacts per second and the ratio
 to the ceiling against latency, for the default 5 requests and for 10, from the 200,000-record rows.
@@ -20,6 +27,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,6 +77,19 @@ def fake_stats(base_url):
         return json.load(answer)
 
 
+def write_lines(path, lines):
+    with open(path, "w") as out:
+        for line in lines:
+            out.write(json.dumps(line) + "\n")
+
+
+def contact_records(count, **data):
+    """`count` records of the demo stream, each with its own email and the given fields."""
+    for i in range(count):
+        record = {"email": f"contact{i}@shop-{i % 97}.io", **data}
+        yield {"type": "RECORD", "record": {"namespace": "crm", "stream": "customers", "emitted_at": 1, "data": record}}
+
+
 def generate(records, path):
     with open(path, "w") as out:
         subprocess.run(
@@ -78,26 +99,48 @@ def generate(records, path):
         )
 
 
-def run(records, input_path, latency_ms, concurrency, work):
+def sync(base_url, config_path, input_path, output_path):
+    """One `write` run; returns its exit status and resource usage."""
+    with open(input_path) as stdin, open(output_path, "w") as stdout:
+        connector = subprocess.Popen(
+            [os.path.join(BIN, "destination-mailchimp"), "write", "--config", config_path,
+             "--catalog", os.path.join(ROOT, "integration_tests", "configured_catalog.json")],
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "MAILCHIMP_API_BASE_URL": base_url},
+        )
+        _, status, usage = os.wait4(connector.pid, 0)
+    return status, usage
+
+
+def first_write_seconds(output_path):
+    """The summary's time from the start to the first write request."""
+    for line in open(output_path):
+        message = json.loads(line).get("log", {}).get("message", "")
+        if "First write request sent" in message:
+            return float(message.split("First write request sent ")[1].split(" s")[0])
+    return float("nan")
+
+
+def run(records, input_path, latency_ms, concurrency, work, settings=None, seed_path=None):
     config = json.load(open(os.path.join(ROOT, "integration_tests", "sample_config.json")))
     if concurrency is not None:
         config["max_concurrent_requests"] = concurrency
+    config.update(settings or {})
     config_path = os.path.join(work, "config.json")
     json.dump(config, open(config_path, "w"))
     fake, base_url = start_fake(latency_ms)
     try:
+        if seed_path is not None:
+            # The contacts exist first (an untimed sync), so that the timed one changes them.
+            status, _ = sync(base_url, config_path, seed_path, os.path.join(work, "seed-out.jsonl"))
+            if os.waitstatus_to_exitcode(status) != 0:
+                sys.exit(f"the seeding sync failed; see {work}/seed-out.jsonl")
+        requests_before = fake_stats(base_url)["requests"]
         fake_cpu_before = process_cpu_seconds(fake.pid)
         started = time.monotonic()
-        with open(input_path) as stdin, open(os.path.join(work, "out.jsonl"), "w") as stdout:
-            connector = subprocess.Popen(
-                [os.path.join(BIN, "destination-mailchimp"), "write", "--config", config_path,
-                 "--catalog", os.path.join(ROOT, "integration_tests", "configured_catalog.json")],
-                stdin=stdin,
-                stdout=stdout,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, "MAILCHIMP_API_BASE_URL": base_url},
-            )
-            _, status, usage = os.wait4(connector.pid, 0)
+        status, usage = sync(base_url, config_path, input_path, os.path.join(work, "out.jsonl"))
         wall = time.monotonic() - started
         fake_cpu = process_cpu_seconds(fake.pid) - fake_cpu_before
         stats = fake_stats(base_url)
@@ -108,9 +151,17 @@ def run(records, input_path, latency_ms, concurrency, work):
         sys.exit(f"the sync failed; see {work}/out.jsonl")
     states = sum(1 for line in open(os.path.join(work, "out.jsonl")) if json.loads(line).get("type") == "STATE")
     in_flight = concurrency or 5
-    ceiling = in_flight * BATCH / (latency_ms / 1000)
-    rate = records / wall
+    calls = stats["requests"] - requests_before
+    if settings:
+        # Per-contact paths: the ceiling is in calls per second.
+        ceiling = in_flight / (latency_ms / 1000)
+        rate = calls / wall
+    else:
+        ceiling = in_flight * BATCH / (latency_ms / 1000) if latency_ms else float("inf")
+        rate = records / wall
     return {
+        "calls": calls,
+        "first_write": first_write_seconds(os.path.join(work, "out.jsonl")),
         "latency_ms": latency_ms,
         "records": records,
         "concurrency": f"{in_flight}" + (" (default)" if concurrency is None else ""),
@@ -132,7 +183,8 @@ COLORS = {5: "#615eff", 10: "#e07a00"}
 def write_chart(path, rows, machine):
     """An SVG of the 200,000-record rows: records/s (log scale, the ceiling dashed) and the ratio to
     the ceiling, against latency, one line per concurrency. Plain SVG text, no plotting library."""
-    rows = [r for r in rows if r["records"] == 200_000]
+    smallest = min(r["records"] for r in rows)
+    rows = [r for r in rows if r["records"] == smallest]
     latencies = sorted({r["latency"] for r in rows})
     width, height, top, bottom, panel_w, gap, left = 800, 370, 74, 84, 300, 110, 64
     plot_h = height - top - bottom
@@ -140,7 +192,7 @@ def write_chart(path, rows, machine):
            f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
            f'<text x="{left}" y="22" font-size="15" font-weight="bold">End to end against the fake Mailchimp API, '
-           f'200,000 contacts</text>',
+           f'{smallest:,} contacts</text>',
            f'<text x="{left}" y="40" fill="#555">{machine}; batches of 500; dashed: the ceiling '
            f'(requests × 500 / latency)</text>']
 
@@ -193,40 +245,83 @@ def write_chart(path, rows, machine):
         f.write("\n".join(out) + "\n")
 
 
+def median_run(runs, *args, **kwargs):
+    """The run `runs` times; each figure is the median over the runs."""
+    results = [run(*args, **kwargs) for _ in range(runs)]
+    keys = [k for k, v in results[0].items() if isinstance(v, (int, float))]
+    median = dict(results[0])
+    for key in keys:
+        median[key] = statistics.median(r[key] for r in results)
+    median["ratios"] = sorted(r["ratio"] for r in results)
+    return median
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="200,000 records only")
+    parser.add_argument("--quick", action="store_true", help="200,000 records only, one run each")
+    parser.add_argument("--sizes", default="200000,1000000", help="record counts of the upsert rows")
+    parser.add_argument("--runs", type=int, default=None, help="runs per row (the median is shown; 3, or 1 with --quick)")
     parser.add_argument("--latencies", default="20,100,500", help="per-request latencies in ms")
+    parser.add_argument("--per-contact", type=int, default=1000, help="contacts in the per-contact rows (0: none)")
     parser.add_argument("--chart", default=os.path.join(ROOT, "docs", "images", "benchmark.svg"),
                         help="where to draw the chart (SVG)")
     args = parser.parse_args()
-    sizes = [200_000] if args.quick else [200_000, 1_000_000]
+    sizes = [200_000] if args.quick else [int(x) for x in args.sizes.split(",")]
+    runs = args.runs or (1 if args.quick else 3)
     latencies = [int(x) for x in args.latencies.split(",")]
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--workspace", "--bins"], cwd=ROOT, check=True)
     machine = f"{cpu_model()}, {os.cpu_count()} cores"
-    print(f"machine: {machine}; release build; batch size {BATCH}")
+    print(f"machine: {machine}; release build; batch size {BATCH}; median of {runs} run(s) per row")
     rows = []
-    header = ("latency", "records", "requests", "records/s", "ceiling/s", "ratio", "peak in flight",
-              "connector CPU s", "µs/record", "peak RSS MB", "fake CPU share")
+    header = ("latency", "records", "requests", "records/s", "ceiling/s", "ratio (runs)", "peak in flight",
+              "first write s", "connector CPU s", "µs/record", "peak RSS MB", "fake CPU share")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
+
+    def show(r, label, records, unit=""):
+        ratios = ", ".join(f"{x:.1%}" for x in r["ratios"])
+        ceiling = "—" if math.isinf(r["ceiling"]) else f"{r['ceiling']:,.0f}{unit}"
+        ratio = "—" if math.isinf(r["ceiling"]) else f"{r['ratio']:.1%} ({ratios})"
+        print(
+            f"| {label} | {records:,} | {r['concurrency']} | {r['rate']:,.0f}{unit} | {ceiling} | {ratio} "
+            f"| {r['peak']:.0f} | {r['first_write']:.2f} | {r['cpu']:.1f} | {r['cpu_us']:.2f} | {r['rss_mb']:.0f} "
+            f"| {r['fake_share']:.0%} |",
+            flush=True,
+        )
+
     with tempfile.TemporaryDirectory() as work:
+        inputs = {}
+        for records in sorted(set(sizes + [1_000_000])):
+            inputs[records] = os.path.join(work, f"records-{records}.jsonl")
+            generate(records, inputs[records])
+        # The connector's own CPU: nothing to wait for, so every microsecond is its work.
+        r = median_run(runs, 1_000_000, inputs[1_000_000], 0, None, work)
+        show(r, "0 ms (CPU)", 1_000_000)
         for records in sizes:
-            input_path = os.path.join(work, f"records-{records}.jsonl")
-            generate(records, input_path)
             for latency in latencies:
                 for concurrency in (None, 10):
-                    r = run(records, input_path, latency, concurrency, work)
+                    r = median_run(runs, records, inputs[records], latency, concurrency, work)
                     if r["states"] != records // 10_000:
                         sys.exit(f"expected {records // 10_000} states, got {r['states']}")
                     rows.append({**r, "records": records, "latency": latency, "concurrency_n": concurrency or 5})
-                    print(
-                        f"| {latency} ms | {records:,} | {r['concurrency']} | {r['rate']:,.0f} | {r['ceiling']:,.0f} "
-                        f"| {r['ratio']:.1%} | {r['peak']} | {r['cpu']:.1f} | {r['cpu_us']:.2f} | {r['rss_mb']:.0f} "
-                        f"| {r['fake_share']:.0%} |",
-                        flush=True,
-                    )
+                    show(r, f"{latency} ms", records)
+        if args.per_contact:
+            n = args.per_contact
+            seed = os.path.join(work, "seed.jsonl")
+            write_lines(seed, contact_records(n, tags=["hp:old"]))
+            deletions = os.path.join(work, "deletions.jsonl")
+            write_lines(deletions, contact_records(n, _ab_cdc_deleted_at="2026-11-29T00:00:00Z"))
+            retag = os.path.join(work, "retag.jsonl")
+            write_lines(retag, contact_records(n, tags=["hp:new"]))
+            per_contact = [
+                ("archive", deletions, {"on_delete": "archive"}),
+                ("owned tag removed", retag, {"tag_mode": "owned", "owned_tag_prefix": "hp:"}),
+            ]
+            for label, path, settings in per_contact:
+                for concurrency in (None, 10):
+                    r = median_run(runs, n, path, 100, concurrency, work, settings=settings, seed_path=seed)
+                    show(r, f"100 ms, {label}", n, unit=" calls")
     write_chart(args.chart, rows, machine)
     print(f"chart: {os.path.relpath(args.chart, ROOT)}")
 

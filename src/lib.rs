@@ -68,6 +68,7 @@ where
     R: Read + Send + 'static,
     W: Write,
 {
+    crate::usage::process_started();
     // Listening from the start: a signal that comes while the audience is read still ends the run
     // with a message instead of killing the process.
     let mut stop = signals::stop_signals();
@@ -129,9 +130,11 @@ where
     let catalog = catalog::load(catalog)?;
     let after =
         "No record was written and no state was saved; the next sync starts from the last saved state.";
+    // Input is read while the audiences are: the first batch is ready as soon as they are.
+    let input = input::spawn_reader(stdin, INPUT_QUEUE);
     let connect = write::Writer::connect(&config, &catalog, out);
     let writer = signals::unless_stopped(&mut stop, "The sync", after, connect).await?;
-    writer.run(input::spawn_reader(stdin, INPUT_QUEUE), stop).await
+    writer.run(input, stop).await
 }
 
 async fn preview<R, W>(

@@ -24,6 +24,8 @@ pub struct SyncReport {
     rejections_logged: u64,
     /// Events Mailchimp stored.
     pub events_stored: u64,
+    /// How long after the connector started the first write request was sent.
+    pub first_write_after: Option<Duration>,
 }
 
 impl SyncReport {
@@ -100,6 +102,12 @@ impl SyncReport {
                 " {} events posted ({} records repeated an event already posted in this sync).",
                 thousands(self.events_stored),
                 thousands(intake.events_repeated)
+            ));
+        }
+        if let Some(after) = self.first_write_after {
+            text.push_str(&format!(
+                " First write request sent {:.2} s after the start.",
+                after.as_secs_f64()
             ));
         }
         if let Some(peak) = peak_memory {

@@ -1,4 +1,14 @@
-//! What the process has used so far, as the kernel reports it: peak resident memory.
+//! What the process has used so far: time since it started, and peak resident memory as the
+//! kernel reports it.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// When the process started (the first call; `run` makes it at once).
+pub fn process_started() -> Instant {
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
+}
 
 /// The peak resident set size in bytes (Linux `VmHWM`); `None` where the kernel does not say.
 pub fn peak_memory_bytes() -> Option<u64> {

@@ -83,17 +83,22 @@ impl<'a, W: Write> Writer<'a, W> {
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let client = Client::new(&config.client_settings())?.with_notices(notices_tx);
         let routes = audiences::group_streams(config, catalog)?;
-        audiences::check_objects_exist(&client, catalog).await?;
         let rejected = match &config.rejected_storage {
             Some(settings) => Some(RejectedStore::new(settings, catalog.sync_id(), config.max_retry_time)?),
             None => None,
         };
         let clients: Vec<Client> = routes.iter().map(|route| client.for_list(&route.list_id)).collect();
-        // Every audience is read at the same time (within the connection budget), then planned.
-        let read = futures::future::try_join_all(
-            routes.iter().zip(&clients).map(|(route, client)| read_audience(route, client)),
-        )
-        .await?;
+        // Every audience is read at the same time (within the connection budget), while the catalog's
+        // destination objects are looked up, then planned. An object that is not an audience the key
+        // can see is the error to report, even when reading it failed too.
+        let (objects, read) = tokio::join!(
+            audiences::check_objects_exist(&client, catalog),
+            futures::future::try_join_all(
+                routes.iter().zip(&clients).map(|(route, client)| read_audience(route, client)),
+            )
+        );
+        objects?;
+        let read = read?;
         let mut mappers = Vec::new();
         for (route, (audience, existing)) in routes.iter().zip(read) {
             mappers.push(plan_audience(config, route, audience, existing, out)?);
@@ -126,7 +131,6 @@ impl<'a, W: Write> Writer<'a, W> {
         mut input: mpsc::Receiver<InputEvent>,
         mut stop: mpsc::Receiver<&'static str>,
     ) -> Result<(), ConnectorError> {
-        let started = Instant::now();
         let mut phase = Phase::default();
         let outcome = loop {
             match self.turn(&mut phase, &mut input, &mut stop).await {
@@ -147,6 +151,9 @@ impl<'a, W: Write> Writer<'a, W> {
         if let Some(failure) = phase.input_failure {
             return Err(failure);
         }
+        let started = crate::usage::process_started();
+        self.report.first_write_after =
+            self.client.first_write().map(|at| at.saturating_duration_since(started));
         self.summary(started.elapsed()).await
     }
 
@@ -165,8 +172,8 @@ impl<'a, W: Write> Writer<'a, W> {
         }
         let flush_at = self.intake.open_since().map(|t| Instant::from_std(t) + FLUSH_AFTER);
         let stop_deadline = phase.stopping.map(|(_, deadline)| deadline);
-        // Twice the connection budget: while requests run, the next batches are already built.
-        let window = self.client.budget().max() * 2;
+        // The connection budget and two more: while requests run, the next batches are already built.
+        let window = self.client.budget().max() + 2;
         tokio::select! {
             biased;
             Some(signal) = stop.recv() => self.on_signal(phase, signal),
@@ -474,12 +481,14 @@ async fn read_audience(
     route: &AudienceStreams,
     client: &Client,
 ) -> Result<(Audience, Option<FxHashSet<EmailKey>>), ConnectorError> {
-    let audience = client.audience().await?;
-    let existing = match route.has_update_stream() {
-        true => Some(audiences::existing_contacts(client).await?),
-        false => None,
+    let existing = async {
+        match route.has_update_stream() {
+            true => audiences::existing_contacts(client).await.map(Some),
+            false => Ok(None),
+        }
     };
-    Ok((audience, existing))
+    let (audience, existing) = tokio::join!(client.audience(), existing);
+    Ok((audience?, existing?))
 }
 
 /// Logs what the sync will do in an audience and returns the mapping of its streams.

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::OwnedSemaphorePermit;
@@ -142,6 +142,8 @@ pub struct Client {
     /// Set when the sync stops: batches not yet sent are not sent; sent ones finish.
     closed: Arc<AtomicBool>,
     retries: Arc<AtomicU64>,
+    /// When the first request that writes was sent.
+    first_write: Arc<OnceLock<Instant>>,
 }
 
 impl Client {
@@ -158,6 +160,7 @@ impl Client {
             notices: None,
             closed: Arc::new(AtomicBool::new(false)),
             retries: Arc::new(AtomicU64::new(0)),
+            first_write: Arc::default(),
         })
     }
 
@@ -176,6 +179,7 @@ impl Client {
             notices: self.notices.clone(),
             closed: Arc::clone(&self.closed),
             retries: Arc::clone(&self.retries),
+            first_write: Arc::clone(&self.first_write),
         }
     }
 
@@ -205,6 +209,11 @@ impl Client {
     /// From now on, batches that have not been sent yet are not sent (see `batch_subscribe`).
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// When the first request that writes (to any audience) was sent.
+    pub fn first_write(&self) -> Option<Instant> {
+        self.first_write.get().copied()
     }
 
     /// Retries so far, over all requests.
@@ -708,6 +717,9 @@ impl Client {
             .basic_auth(BASIC_USER, Some(self.api_key.expose()));
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        if method != Method::GET {
+            self.first_write.get_or_init(Instant::now);
         }
         let response = request.send().await.map_err(network_error)?;
         let status = response.status();

@@ -46,13 +46,15 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
+    // The latency counts from the request's first byte (its head), as a server's does, not from
+    // the end of its body.
+    let arrived = tokio::time::Instant::now();
+    let (head, body) = request.into_parts();
+    let (method, uri, headers): (Method, Uri, HeaderMap) = (head.method, head.uri, head.headers);
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return problem(StatusCode::BAD_REQUEST, "Bad Request", "The request body could not be read.");
+    };
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
     if let Some(rest) = path.strip_prefix("/_fake/") {
@@ -81,7 +83,7 @@ async fn handle(
         // The base latency is the time to the answer, work included (the work is done on arrival);
         // jitter, per-batch delays and delay faults come on top, before the work, so that a delayed
         // request is also carried out later.
-        let answer_at = tokio::time::Instant::now() + *shared.latency.lock().expect("latency lock");
+        let answer_at = arrived + *shared.latency.lock().expect("latency lock");
         let mut delay = shared.latency_jitter.lock().expect("latency lock").mul_f64(fastrand::f64());
         if is_batch {
             delay += shared.batch_delays.lock().expect("latency lock").pop_front().unwrap_or_default();
