@@ -7,8 +7,41 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 
-/// A field's value: its JSON text as received (a string, number, literal, list or object).
-pub type FieldValue<'a> = Cow<'a, RawValue>;
+/// A field's value: its JSON text as received (one valid JSON value: a string, number, literal,
+/// list or object), read only when the mapping uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldValue<'a>(Cow<'a, str>);
+
+impl<'a> FieldValue<'a> {
+    /// A value from JSON text that the parser has already checked.
+    pub(crate) fn checked(json: impl Into<Cow<'a, str>>) -> Self {
+        FieldValue(json.into())
+    }
+
+    /// The JSON text as received.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+
+    /// The text of a JSON string (borrowed unless it has escapes); `None` for any other value.
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        text_of(&self.0)
+    }
+
+    /// The value built as JSON; a value nested deeper than the parser's recursion limit (which no
+    /// merge field or attribute could take) reads as null, which is never sent.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    pub fn is_null(&self) -> bool {
+        &*self.0 == "null"
+    }
+
+    pub fn into_owned(self) -> FieldValue<'static> {
+        FieldValue(Cow::Owned(self.0.into_owned()))
+    }
+}
 
 /// A record's `data`.
 #[derive(Debug, Clone)]
@@ -34,7 +67,7 @@ impl RecordData<'_> {
             RecordData::Fields(fields) => RecordData::Fields(
                 fields
                     .into_iter()
-                    .map(|(name, value)| (Cow::Owned(name.into_owned()), Cow::Owned(value.into_owned())))
+                    .map(|(name, value)| (Cow::Owned(name.into_owned()), value.into_owned()))
                     .collect(),
             ),
             RecordData::Other(value) => RecordData::Other(value),
@@ -45,7 +78,7 @@ impl RecordData<'_> {
     pub fn to_value(&self) -> Value {
         match self {
             RecordData::Fields(fields) => Value::Object(
-                fields.iter().map(|(name, value)| (name.to_string(), value_of(value))).collect::<Map<_, _>>(),
+                fields.iter().map(|(name, value)| (name.to_string(), value.value())).collect::<Map<_, _>>(),
             ),
             RecordData::Other(value) => value.clone(),
         }
@@ -57,10 +90,7 @@ impl From<Value> for RecordData<'static> {
         match value {
             Value::Object(map) => RecordData::Fields(
                 map.into_iter()
-                    .map(|(name, value)| {
-                        let raw = serde_json::value::to_raw_value(&value).expect("a JSON value serializes");
-                        (Cow::Owned(name), Cow::Owned(raw))
-                    })
+                    .map(|(name, value)| (Cow::Owned(name), FieldValue(Cow::Owned(value.to_string()))))
                     .collect(),
             ),
             other => RecordData::Other(other),
@@ -74,25 +104,13 @@ impl PartialEq for RecordData<'_> {
     }
 }
 
-/// A field's value built as JSON; a value nested deeper than the parser's recursion limit (which
-/// no merge field or attribute could take) reads as null, which is never sent.
-pub fn value_of(value: &RawValue) -> Value {
-    serde_json::from_str(value.get()).unwrap_or(Value::Null)
-}
-
-/// The text of a field whose value is a JSON string (borrowed unless it has escapes).
-pub fn text_of(value: &RawValue) -> Option<Cow<'_, str>> {
-    let json = value.get();
+/// The text of a JSON string value (borrowed unless it has escapes); `None` for any other value.
+pub fn text_of(json: &str) -> Option<Cow<'_, str>> {
     let inner = json.strip_prefix('"')?.strip_suffix('"')?;
     if !inner.contains('\\') {
         return Some(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(json).ok().map(Cow::Owned)
-}
-
-/// Whether a field's value is JSON `null`.
-pub fn is_null(value: &RawValue) -> bool {
-    value.get() == "null"
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RecordData<'a> {
@@ -139,7 +157,7 @@ impl<'de> Visitor<'de> for DataVisitor {
         let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(12));
         while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
-            fields.push((name, Cow::Borrowed(value)));
+            fields.push((name, FieldValue(Cow::Borrowed(value.get()))));
         }
         Ok(RecordData::Fields(fields))
     }
@@ -213,12 +231,12 @@ mod tests {
 
     #[test]
     fn values_read_as_text_null_or_json() {
-        let raw = |text: &str| RawValue::from_string(text.to_string()).unwrap();
-        assert_eq!(text_of(&raw(r#""plain""#)).as_deref(), Some("plain"));
-        assert!(matches!(text_of(&raw(r#""plain""#)), Some(Cow::Borrowed(_))));
-        assert_eq!(text_of(&raw(r#""tab\there""#)).as_deref(), Some("tab\there"));
-        assert_eq!(text_of(&raw("12")), None);
-        assert!(is_null(&raw("null")) && !is_null(&raw(r#""null""#)));
-        assert_eq!(value_of(&raw(r#"{"x": [1]}"#)), json!({"x": [1]}));
+        let raw = |text: &'static str| FieldValue::checked(text);
+        assert_eq!(raw(r#""plain""#).text().as_deref(), Some("plain"));
+        assert!(matches!(raw(r#""plain""#).text(), Some(Cow::Borrowed(_))));
+        assert_eq!(raw(r#""tab\there""#).text().as_deref(), Some("tab\there"));
+        assert_eq!(raw("12").text(), None);
+        assert!(raw("null").is_null() && !raw(r#""null""#).is_null());
+        assert_eq!(raw(r#"{"x": [1]}"#).value(), json!({"x": [1]}));
     }
 }

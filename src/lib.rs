@@ -48,6 +48,7 @@ pub mod rejected;
 pub mod report;
 pub mod report_html;
 pub mod rules;
+pub mod scan;
 pub mod signals;
 pub mod spec;
 pub mod usage;

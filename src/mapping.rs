@@ -5,7 +5,7 @@ use crate::catalog::{ConfiguredCatalog, SyncMode};
 use crate::config::{Config, MappingTarget, OnDelete};
 use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
-use crate::fields::{is_null, text_of, value_of, FieldValue};
+use crate::fields::{text_of, FieldValue};
 use crate::mailchimp::event::{is_valid_event_name, Event};
 use crate::mailchimp::member::{Action, EmailKey, GroupChoice, Member, MemberStatus, MergeTag};
 use crate::mailchimp::model::{Category, MergeField};
@@ -308,12 +308,12 @@ impl Mapper {
                 Err(rejection) => return Mapped::Rejected(rejection),
             };
             let rest = fields.into_iter().enumerate().filter(|(i, _)| *i != at);
-            let rest = rest.map(|(_, (name, value))| (name.into_owned(), value_of(&value))).collect();
+            let rest = rest.map(|(_, (name, value))| (name.into_owned(), value.value())).collect();
             return Self::map_event(&event, email, rest);
         }
         let soft_delete = plan.mode == SyncMode::SoftDelete;
         let deleted = soft_delete
-            || fields.iter().any(|(name, value)| name == DELETED_AT_FIELD && is_set(&value_of(value)));
+            || fields.iter().any(|(name, value)| name == DELETED_AT_FIELD && is_set(&value.value()));
         if deleted && !soft_delete && self.settings.on_delete == OnDelete::Ignore {
             return Mapped::DeletionIgnored;
         }
@@ -338,7 +338,7 @@ impl Mapper {
         if let Some(status_field) = self.settings.status_field.as_deref() {
             status_at = fields.iter().rposition(|(name, _)| name == status_field);
             if let Some(at) = status_at {
-                self.apply_intent(&mut member, &value_of(&fields[at].1));
+                self.apply_intent(&mut member, &fields[at].1.value());
             }
         }
         for (i, (name, value)) in fields.iter().enumerate() {
@@ -426,9 +426,9 @@ impl Mapper {
         let invalid = |problem: &str| {
             Rejection::invalid(Some(email_field), format!("the email field '{email_field}' {problem}"))
         };
-        let email = match text_of(value) {
+        let email = match value.text() {
             Some(text) => text.trim().to_string(),
-            None if is_null(value) => return Err(invalid("is null")),
+            None if value.is_null() => return Err(invalid("is null")),
             None => return Err(invalid("is not a string")),
         };
         if !looks_like_email(&email) {
@@ -489,7 +489,7 @@ impl Mapper {
         member: &mut Member,
         target: Target,
         name: &str,
-        value: &RawValue,
+        value: &FieldValue<'_>,
     ) {
         if target == Target::Ignored {
             return;
@@ -498,7 +498,7 @@ impl Mapper {
             let field = &self.merge_fields[i];
             if convert::is_text_kind(&field.kind) {
                 // Text is copied once, from the input line into the member.
-                if let Some(text) = text_of(value) {
+                if let Some(text) = value.text() {
                     if let Some(v) = convert::text_value(&field.kind, &text) {
                         member.merge_fields.insert(self.merge_tags[i].clone(), v);
                     }
@@ -506,7 +506,7 @@ impl Mapper {
                 }
             }
         }
-        let (value, reason) = match (target, value_of(value)) {
+        let (value, reason) = match (target, value.value()) {
             (Target::Ignored, _) => return,
             (Target::Merge(i), value) => {
                 let field = &self.merge_fields[i];
@@ -900,19 +900,19 @@ fn looks_like_email(email: &str) -> bool {
     }
 }
 
-fn add_record_tags(tags: &mut Vec<String>, value: &RawValue) {
+fn add_record_tags(tags: &mut Vec<String>, value: &FieldValue<'_>) {
     let mut add = |tag: &str| {
         let tag = tag.trim();
         if !tag.is_empty() && !tags.iter().any(|t| t == tag) {
             tags.push(tag.to_string());
         }
     };
-    if let Some(text) = text_of(value) {
+    if let Some(text) = value.text() {
         return text.split(',').for_each(&mut add);
     }
     // A list: its items that are text; anything else is skipped.
     if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(value.get()) {
-        items.into_iter().filter_map(text_of).for_each(|text| add(&text));
+        items.into_iter().filter_map(|item| text_of(item.get())).for_each(|text| add(&text));
     }
 }
 

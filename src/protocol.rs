@@ -94,8 +94,18 @@ pub fn parse_line(line: &[u8]) -> Result<Incoming<'_>, ParseError> {
     let text = std::str::from_utf8(line).map_err(|e| {
         ParseError(format!("it is not valid UTF-8 (invalid bytes after byte {})", e.valid_up_to()))
     })?;
+    // Most lines are plain records, read in one pass; the rest (and any doubt) go to serde_json.
+    if let Some(record) = crate::scan::record(text) {
+        return Ok(record);
+    }
+    parse_with_serde(text)
+}
+
+/// Parses one line with serde_json: the reference reading, and the one that explains what is wrong
+/// with a line that is not a message.
+pub(crate) fn parse_with_serde(text: &str) -> Result<Incoming<'_>, ParseError> {
     let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
-        let starts_as_object = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let starts_as_object = text.bytes().find(|b| !b.is_ascii_whitespace()) == Some(b'{');
         if e.is_data() && !starts_as_object {
             ParseError("it is not a JSON object".to_string())
         } else if e.is_data() {

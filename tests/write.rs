@@ -166,6 +166,14 @@ fn a_large_sync_leaves_deduplicated_contacts_and_echoes_every_state_once_in_orde
     let logs = run.logs();
     assert!(logs.contains("Sync finished in"), "{logs}");
     assert!(logs.contains("records rejected"), "{logs}");
+    let summary = logs.lines().find(|l| l.starts_with("Sync finished")).unwrap();
+    let first_write: f64 = summary
+        .split("First write request sent ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or_else(|| panic!("the time to the first write: {summary}"));
+    assert!((0.0..30.0).contains(&first_write), "{summary}");
     assert!(!logs.contains("bad1") && logs.contains("b***@mail.io"), "rejected emails are masked: {logs}");
 }
 
@@ -409,6 +417,7 @@ fn empty_input_and_a_sync_without_states_finish_cleanly() {
     let run = run_write(&files, "", &fake.base_url());
     assert_eq!(run.code, 0);
     assert!(run.states().is_empty());
+    assert!(!run.logs().contains("First write request"), "nothing was written: {}", run.logs());
     let run = run_write(&files, &record("users", None, json!({"email": "solo@mail.io"})), &fake.base_url());
     assert_eq!(run.code, 0);
     assert!(fake.member(LIST, "solo@mail.io").is_some(), "records after the last state are still written");
