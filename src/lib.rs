@@ -60,7 +60,7 @@ use protocol::{connection_status, spec_message, trace_error, Output};
 use std::io::{BufReader, Read, Write};
 
 /// How many parsed messages may wait between the stdin reader and the pipeline.
-const INPUT_QUEUE: usize = 2048;
+const INPUT_QUEUE: usize = 1024;
 
 /// Runs one command; returns the process exit code. Every failure is reported on `stdout` as the
 /// protocol expects (a FAILED status for check, a TRACE error for write).

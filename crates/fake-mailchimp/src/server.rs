@@ -37,6 +37,20 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(shared)
 }
 
+/// Waits until `at`, to well under a millisecond: tokio's timer rounds up to whole milliseconds,
+/// which would add half a millisecond to every answer on average; the last stretch is slept by
+/// the system clock on a blocking thread.
+async fn answer_at_precisely(at: tokio::time::Instant) {
+    const COARSE: std::time::Duration = std::time::Duration::from_millis(2);
+    if at.saturating_duration_since(tokio::time::Instant::now()) > COARSE {
+        tokio::time::sleep_until(at - COARSE).await;
+    }
+    let rest = at.saturating_duration_since(tokio::time::Instant::now());
+    if !rest.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
+
 /// Decrements the in-flight count however the request ends.
 struct InFlightGuard<'a>(&'a Shared);
 
@@ -102,7 +116,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Reque
             }
             _ => api(&shared, &method, &path, &query, &headers, &body),
         };
-        tokio::time::sleep_until(answer_at).await;
+        answer_at_precisely(answer_at).await;
         response
     };
     let request = RecordedRequest {
