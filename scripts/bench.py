@@ -262,7 +262,7 @@ def main():
     parser.add_argument("--sizes", default="200000,1000000", help="record counts of the upsert rows")
     parser.add_argument("--runs", type=int, default=None, help="runs per row (the median is shown; 3, or 1 with --quick)")
     parser.add_argument("--latencies", default="20,100,500", help="per-request latencies in ms")
-    parser.add_argument("--per-contact", type=int, default=1000, help="contacts in the per-contact rows (0: none)")
+    parser.add_argument("--per-contact", type=int, default=2000, help="contacts in the per-contact rows (0: none)")
     parser.add_argument("--chart", default=os.path.join(ROOT, "docs", "images", "benchmark.svg"),
                         help="where to draw the chart (SVG)")
     args = parser.parse_args()

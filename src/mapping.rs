@@ -7,7 +7,7 @@ use crate::convert::{self, ATTRIBUTES};
 use crate::error::ConnectorError;
 use crate::fields::{text_of, FieldValue};
 use crate::mailchimp::event::{is_valid_event_name, Event};
-use crate::mailchimp::member::{Action, EmailKey, GroupChoice, Member, MemberStatus, MergeTag};
+use crate::mailchimp::member::{Action, EmailKey, GroupChoice, Member, MemberStatus};
 use crate::mailchimp::model::{Category, MergeField};
 use crate::protocol::{RecordData, StreamKey};
 use crate::redact::excerpt;
@@ -106,8 +106,6 @@ pub struct DroppedValues {
 pub struct Mapper {
     settings: RecordSettings,
     merge_fields: Vec<MergeField>,
-    /// Each merge field's tag, shared by the contacts that have a value for it.
-    merge_tags: Vec<MergeTag>,
     categories: Vec<Category>,
     /// GDPR marketing permissions named by the mapping (their text, normalized), and whether the
     /// audience has GDPR fields at all.
@@ -173,7 +171,6 @@ impl Mapper {
                 create_missing_groups: config.create_missing_groups,
             },
             merge_fields: merge_fields.to_vec(),
-            merge_tags: merge_fields.iter().map(|f| MergeTag::from(f.tag.as_str())).collect(),
             categories: categories.to_vec(),
             permissions: (permissions, false),
             explicit,
@@ -499,8 +496,8 @@ impl Mapper {
             if convert::is_text_kind(&field.kind) {
                 // Text is copied once, from the input line into the member.
                 if let Some(text) = value.text() {
-                    if let Some(v) = convert::text_value(&field.kind, &text) {
-                        member.merge_fields.insert(self.merge_tags[i].clone(), v);
+                    if let Some(text) = convert::text_value(&text) {
+                        member.merge_fields.insert_text(&field.tag, text);
                     }
                     return;
                 }
@@ -512,7 +509,7 @@ impl Mapper {
                 let field = &self.merge_fields[i];
                 match convert::merge_value(&field.kind, &field.options, &value) {
                     Ok(Some(v)) => {
-                        member.merge_fields.insert(self.merge_tags[i].clone(), v);
+                        member.merge_fields.insert(&field.tag, &v);
                         return;
                     }
                     Ok(None) => return,

@@ -95,12 +95,12 @@ type Audience = BTreeMap<String, (Map<String, Value>, BTreeSet<String>)>;
 /// Mailchimp's side, modelled independently of the connector: a member carrying a ZIP that is not 5
 /// digits or a US phone not in NPA-NXX-LINE form is refused whole; otherwise its fields are set.
 fn upsert(audience: &mut Audience, member: &Member) {
-    let zip_ok = member
-        .merge_fields
-        .get("ZIP")
+    let (zip, phone) = (member.merge_fields.get("ZIP"), member.merge_fields.get("PHONE"));
+    let zip_ok = zip
+        .as_ref()
         .and_then(Value::as_str)
         .is_none_or(|z| z.len() == 5 && z.bytes().all(|b| b.is_ascii_digit()));
-    let phone_ok = member.merge_fields.get("PHONE").and_then(Value::as_str).is_none_or(|p| {
+    let phone_ok = phone.as_ref().and_then(Value::as_str).is_none_or(|p| {
         let parts: Vec<&str> = p.split('-').collect();
         parts.len() == 3 && [3, 3, 4].iter().zip(&parts).all(|(n, part)| part.len() == *n)
     });

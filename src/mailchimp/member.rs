@@ -6,7 +6,6 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
-use std::sync::Arc;
 
 /// Mailchimp's cap on members in one batch-subscribe call.
 pub const MAX_BATCH_MEMBERS: usize = 500;
@@ -106,11 +105,139 @@ pub enum Action {
     DeletePermanently,
 }
 
-/// A merge tag, shared by every contact that has a value for it (not copied per contact).
-pub type MergeTag = Arc<str>;
+/// A contact's merge fields as the request body carries them: `"TAG":value` entries written once,
+/// when each is set, in the order set. Setting a tag again replaces its value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MergeFields {
+    /// The entries' JSON, one after another (the commas are written with the body).
+    json: Vec<u8>,
+    /// Each entry's end in `json` and the length of its key as written (quotes included).
+    entries: Vec<(usize, usize)>,
+}
 
-/// Named values in the order they were set; setting a name again replaces its value. Merge fields
-/// are named by their tag, member attributes by their (static) name.
+impl MergeFields {
+    /// Sets a tag to a text value.
+    pub fn insert_text(&mut self, tag: &str, text: &str) {
+        self.insert_with(tag, |out| serde_json::to_writer(out, text));
+    }
+
+    pub fn insert(&mut self, tag: &str, value: &Value) {
+        self.insert_with(tag, |out| serde_json::to_writer(out, value));
+    }
+
+    fn insert_with(&mut self, tag: &str, write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>) {
+        if self.json.capacity() == 0 {
+            // Room for a few short fields at once, instead of growing from nothing.
+            self.json.reserve(128);
+        }
+        let start = self.json.len();
+        serde_json::to_writer(&mut self.json, tag).expect("a tag serializes");
+        let key_len = self.json.len() - start;
+        // The key is written first, then compared with the entries' keys as written.
+        if let Some(at) = self.position(&self.json[start..]) {
+            self.remove(at);
+        }
+        self.json.push(b':');
+        write(&mut self.json).expect("a JSON value serializes");
+        self.entries.push((self.json.len(), key_len));
+    }
+
+    /// Entry `at`'s bytes and its key's length.
+    fn entry(&self, at: usize) -> (&[u8], usize) {
+        let start = if at == 0 { 0 } else { self.entries[at - 1].0 };
+        let (end, key_len) = self.entries[at];
+        (&self.json[start..end], key_len)
+    }
+
+    /// The entry whose key, as written, is `key`.
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        (0..self.entries.len()).find(|&at| {
+            let (entry, key_len) = self.entry(at);
+            key_len == key.len() && &entry[..key_len] == key
+        })
+    }
+
+    fn remove(&mut self, at: usize) {
+        let start = if at == 0 { 0 } else { self.entries[at - 1].0 };
+        let end = self.entries[at].0;
+        self.json.drain(start..end);
+        self.entries.remove(at);
+        for entry in &mut self.entries[at..] {
+            entry.0 -= end - start;
+        }
+    }
+
+    /// Takes a later record's merge fields: each one it has replaces the earlier one.
+    pub fn extend(&mut self, later: MergeFields) {
+        for at in 0..later.entries.len() {
+            let (entry, key_len) = later.entry(at);
+            if let Some(earlier) = self.position(&entry[..key_len]) {
+                self.remove(earlier);
+            }
+            self.json.extend_from_slice(entry);
+            self.entries.push((self.json.len(), key_len));
+        }
+    }
+
+    /// The entries as values (tests and preview read them).
+    fn values(&self) -> Vec<(String, Value)> {
+        (0..self.entries.len())
+            .filter_map(|at| {
+                let mut object = vec![b'{'];
+                object.extend_from_slice(self.entry(at).0);
+                object.push(b'}');
+                let map: Map<String, Value> = serde_json::from_slice(&object).ok()?;
+                map.into_iter().next()
+            })
+            .collect()
+    }
+
+    pub fn get(&self, tag: &str) -> Option<Value> {
+        self.values().into_iter().find(|(name, _)| name == tag).map(|(_, value)| value)
+    }
+
+    pub fn contains_key(&self, tag: &str) -> bool {
+        self.get(tag).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// As a JSON object.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.values().into_iter().collect()
+    }
+
+    /// Writes the entries as a JSON object.
+    fn write_object(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for at in 0..self.entries.len() {
+            if at > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(self.entry(at).0);
+        }
+        out.push(b'}');
+    }
+}
+
+impl From<Map<String, Value>> for MergeFields {
+    fn from(map: Map<String, Value>) -> Self {
+        let mut fields = MergeFields::default();
+        for (name, value) in &map {
+            fields.insert(name, value);
+        }
+        fields
+    }
+}
+
+/// Named values in the order they were set; setting a name again replaces its value (member
+/// attributes, by their static name).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Values<K>(Vec<(K, Value)>);
 
@@ -161,12 +288,6 @@ impl<K: AsRef<str>> Values<K> {
     }
 }
 
-impl From<Map<String, Value>> for Values<MergeTag> {
-    fn from(map: Map<String, Value>) -> Self {
-        Values(map.into_iter().map(|(k, v)| (MergeTag::from(k), v)).collect())
-    }
-}
-
 impl<K: AsRef<str>> Serialize for Values<K> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
@@ -186,7 +307,7 @@ pub struct Member {
     pub email_address: String,
     pub status: Option<MemberStatus>,
     pub status_if_new: MemberStatus,
-    pub merge_fields: Values<MergeTag>,
+    pub merge_fields: MergeFields,
     pub tags: Vec<String>,
     /// Member attributes such as `language`, `vip` or `location`, sent beside the merge fields.
     pub attributes: Values<&'static str>,
@@ -205,32 +326,6 @@ pub struct Member {
     pub permissions: Option<Box<Vec<(String, bool)>>>,
 }
 
-/// The member as the batch-subscribe body carries it: the parts that are set, attributes beside
-/// the merge fields, groups as `interests`.
-impl Serialize for Member {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("email_address", &self.email_address)?;
-        if let Some(status) = self.status {
-            map.serialize_entry("status", &status)?;
-        }
-        map.serialize_entry("status_if_new", &self.status_if_new)?;
-        if !self.merge_fields.is_empty() {
-            map.serialize_entry("merge_fields", &self.merge_fields)?;
-        }
-        if !self.tags.is_empty() {
-            map.serialize_entry("tags", &self.tags)?;
-        }
-        for (name, value) in self.attributes.iter() {
-            map.serialize_entry(name, value)?;
-        }
-        if let Some(groups) = &self.groups {
-            map.serialize_entry("interests", &groups.interests)?;
-        }
-        map.end()
-    }
-}
-
 impl Member {
     /// A contact with only an email address: nothing but the action is applied.
     pub fn bare(email: String, status_if_new: MemberStatus, action: Action) -> Self {
@@ -239,7 +334,7 @@ impl Member {
             email_address: email,
             status: None,
             status_if_new,
-            merge_fields: Values::default(),
+            merge_fields: MergeFields::default(),
             tags: Vec::new(),
             attributes: Values::default(),
             groups: None,
@@ -248,6 +343,52 @@ impl Member {
             deleted_at_source: false,
             permissions: None,
         }
+    }
+
+    /// Writes the member as the batch-subscribe body carries it: the parts that are set, attributes
+    /// beside the merge fields, groups as `interests`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let text =
+            |out: &mut Vec<u8>, text: &str| serde_json::to_writer(&mut *out, text).expect("text serializes");
+        out.extend_from_slice(b"{\"email_address\":");
+        text(out, &self.email_address);
+        if let Some(status) = self.status {
+            out.extend_from_slice(b",\"status\":\"");
+            out.extend_from_slice(status.as_str().as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(b",\"status_if_new\":\"");
+        out.extend_from_slice(self.status_if_new.as_str().as_bytes());
+        out.push(b'"');
+        if !self.merge_fields.is_empty() {
+            out.extend_from_slice(b",\"merge_fields\":");
+            self.merge_fields.write_object(out);
+        }
+        if !self.tags.is_empty() {
+            out.extend_from_slice(b",\"tags\":");
+            serde_json::to_writer(&mut *out, &self.tags).expect("tags serialize");
+        }
+        for (name, value) in self.attributes.iter() {
+            out.push(b',');
+            text(out, name);
+            out.push(b':');
+            serde_json::to_writer(&mut *out, value).expect("a value serializes");
+        }
+        if let Some(groups) = &self.groups {
+            out.extend_from_slice(b",\"interests\":");
+            serde_json::to_writer(&mut *out, &groups.interests).expect("interests serialize");
+        }
+        out.push(b'}');
+    }
+}
+
+/// The member as the batch-subscribe body carries it (see `Member::write_json`).
+impl Serialize for Member {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut json = Vec::new();
+        self.write_json(&mut json);
+        let value: Value = serde_json::from_slice(&json).map_err(serde::ser::Error::custom)?;
+        value.serialize(serializer)
     }
 }
 
@@ -289,7 +430,7 @@ pub fn members_body<'a>(members: impl Iterator<Item = &'a Member>) -> Option<Vec
             body.push(b',');
         }
         any = true;
-        serde_json::to_writer(&mut body, member).expect("a member always serializes");
+        member.write_json(&mut body);
     }
     body.extend_from_slice(b"]}");
     any.then_some(body)
@@ -304,6 +445,32 @@ mod tests {
         // Mailchimp's documented example hash of "urist.mcvankab@freddiesjokes.com".
         assert_eq!(subscriber_hash("Urist.McVankab@freddiesjokes.com"), "62eeb292278cc15f5817cb78f7790b08");
         assert_eq!(email_key("ÄDA@x.io"), email_key("äda@x.io"));
+    }
+
+    #[test]
+    fn merge_fields_are_written_once_and_a_tag_set_again_takes_the_later_value() {
+        let mut fields = MergeFields::default();
+        fields.insert_text("FNAME", "Ada \"the\" first");
+        fields.insert("ADDRESS", &serde_json::json!({"addr1": "1 Main", "city": "FNAME"}));
+        fields.insert_text("LNAME", "Lovelace");
+        assert_eq!(fields.len(), 3);
+        fields.insert_text("FNAME", "Augusta");
+        let mut later = MergeFields::default();
+        later.insert_text("LNAME", "King");
+        later.insert("SCORE", &serde_json::json!(7));
+        fields.extend(later);
+        assert_eq!(
+            Value::Object(fields.to_map()),
+            serde_json::json!({"FNAME": "Augusta", "LNAME": "King", "SCORE": 7,
+                               "ADDRESS": {"addr1": "1 Main", "city": "FNAME"}})
+        );
+        assert_eq!(fields.len(), 4);
+        assert_eq!(fields.get("FNAME"), Some(serde_json::json!("Augusta")));
+        assert!(!fields.contains_key("city") && fields.contains_key("SCORE"));
+        let mut member = Member::bare("a@b.io".into(), MemberStatus::Subscribed, Action::Upsert);
+        member.merge_fields = fields.clone();
+        let body: Value = serde_json::from_slice(&members_body([&member].into_iter()).unwrap()).unwrap();
+        assert_eq!(body["members"][0]["merge_fields"], Value::Object(fields.to_map()));
     }
 
     #[test]
