@@ -275,7 +275,7 @@ def main():
     print(f"machine: {machine}; release build; batch size {BATCH}; median of {runs} run(s) per row")
     rows = []
     header = ("latency", "records", "requests", "records/s", "ceiling/s", "ratio (runs)", "peak in flight",
-              "first write s", "connector CPU s", "µs/record", "peak RSS MB", "fake CPU share")
+              "first write s", "connector CPU s", "µs/record", "peak RSS MiB", "fake CPU share")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
 
