@@ -28,8 +28,14 @@ pub struct Lines {
 }
 
 impl Lines {
+    /// The messages of the chunk's lines in order (blank lines are skipped), or what is wrong with
+    /// a line that is not one.
+    pub fn messages(&self) -> impl Iterator<Item = Result<Incoming<'_>, InvalidLine>> + '_ {
+        self.iter().filter_map(|(line_no, line)| parse(line_no, line))
+    }
+
     /// Each line with its input line number.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+    fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts
             .zip(&self.ends)
@@ -71,7 +77,7 @@ pub enum InputEvent {
 }
 
 /// Parses one line of a chunk: `None` for a blank line.
-pub fn parse(line_no: u64, line: &[u8]) -> Option<Result<Incoming<'_>, InvalidLine>> {
+fn parse(line_no: u64, line: &[u8]) -> Option<Result<Incoming<'_>, InvalidLine>> {
     let line = line.trim_ascii();
     if line.is_empty() {
         return None;

@@ -307,17 +307,12 @@ async fn read_input(
             InputEvent::Invalid(invalid) => return Err(ConnectorError::system(invalid.message())),
             InputEvent::Lines(lines) => lines,
         };
-        for (line_no, line) in lines.iter() {
-            match crate::input::parse(line_no, line) {
-                None => {}
-                Some(Err(invalid)) => return Err(ConnectorError::system(invalid.message())),
-                Some(Ok(message)) => {
-                    if let Some(rejected) = intake.take(message, Instant::now()) {
-                        keep_example(examples, &rejected);
-                    }
-                    take(intake, &mut contacts);
-                }
+        for message in lines.messages() {
+            let message = message.map_err(|invalid| ConnectorError::system(invalid.message()))?;
+            if let Some(rejected) = intake.take(message, Instant::now()) {
+                keep_example(examples, &rejected);
             }
+            take(intake, &mut contacts);
         }
         progress.tick(|| format!("Preview: read {} records", thousands(intake.counts().records)));
     }

@@ -103,7 +103,7 @@ pub fn parse_line(line: &[u8]) -> Result<Incoming<'_>, ParseError> {
 
 /// Parses one line with serde_json: the reference reading, and the one that explains what is wrong
 /// with a line that is not a message.
-pub(crate) fn parse_with_serde(text: &str) -> Result<Incoming<'_>, ParseError> {
+pub fn parse_with_serde(text: &str) -> Result<Incoming<'_>, ParseError> {
     let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
         let starts_as_object = text.bytes().find(|b| !b.is_ascii_whitespace()) == Some(b'{');
         if e.is_data() && !starts_as_object {

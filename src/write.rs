@@ -275,11 +275,10 @@ impl<'a, W: Write> Writer<'a, W> {
     /// before it is still written) and is returned.
     fn take_lines(&mut self, lines: &Lines) -> Result<Option<InvalidLine>, ConnectorError> {
         let now = std::time::Instant::now();
-        for (line_no, line) in lines.iter() {
-            match crate::input::parse(line_no, line) {
-                None => {}
-                Some(Ok(message)) => self.take(message, now)?,
-                Some(Err(invalid)) => return Ok(Some(invalid)),
+        for message in lines.messages() {
+            match message {
+                Ok(message) => self.take(message, now)?,
+                Err(invalid) => return Ok(Some(invalid)),
             }
         }
         Ok(None)

@@ -2,7 +2,6 @@
 //! and a member as the batch-subscribe body carries it.
 
 use md5::{Digest, Md5};
-use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -179,25 +178,26 @@ impl MergeFields {
         }
     }
 
-    /// The entries as values (tests and preview read them).
-    fn values(&self) -> Vec<(String, Value)> {
-        (0..self.entries.len())
-            .filter_map(|at| {
-                let mut object = vec![b'{'];
-                object.extend_from_slice(self.entry(at).0);
-                object.push(b'}');
-                let map: Map<String, Value> = serde_json::from_slice(&object).ok()?;
-                map.into_iter().next()
-            })
-            .collect()
+    /// Entry `at` as its tag and value.
+    fn read(&self, at: usize) -> Option<(String, Value)> {
+        let mut object = vec![b'{'];
+        object.extend_from_slice(self.entry(at).0);
+        object.push(b'}');
+        let map: Map<String, Value> = serde_json::from_slice(&object).ok()?;
+        map.into_iter().next()
+    }
+
+    /// Where `tag`'s entry is, found by its key as written.
+    fn position_of(&self, tag: &str) -> Option<usize> {
+        self.position(&serde_json::to_vec(tag).expect("a tag serializes"))
     }
 
     pub fn get(&self, tag: &str) -> Option<Value> {
-        self.values().into_iter().find(|(name, _)| name == tag).map(|(_, value)| value)
+        self.read(self.position_of(tag)?).map(|(_, value)| value)
     }
 
     pub fn contains_key(&self, tag: &str) -> bool {
-        self.get(tag).is_some()
+        self.position_of(tag).is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -210,7 +210,7 @@ impl MergeFields {
 
     /// As a JSON object.
     pub fn to_map(&self) -> Map<String, Value> {
-        self.values().into_iter().collect()
+        (0..self.entries.len()).filter_map(|at| self.read(at)).collect()
     }
 
     /// Writes the entries as a JSON object.
@@ -236,65 +236,33 @@ impl From<Map<String, Value>> for MergeFields {
     }
 }
 
-/// Named values in the order they were set; setting a name again replaces its value (member
-/// attributes, by their static name).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Values<K>(Vec<(K, Value)>);
+/// A contact's member attributes (`language`, `vip`, `location`, …) in the order set; setting one
+/// again replaces its value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attributes(Vec<(&'static str, Value)>);
 
-impl<K> Default for Values<K> {
-    fn default() -> Self {
-        Values(Vec::new())
-    }
-}
-
-impl<K: AsRef<str>> Values<K> {
-    pub fn insert(&mut self, name: K, value: Value) {
-        match self.0.iter_mut().find(|(k, _)| k.as_ref() == name.as_ref()) {
+impl Attributes {
+    pub fn insert(&mut self, name: &'static str, value: Value) {
+        match self.0.iter_mut().find(|(k, _)| *k == name) {
             Some(slot) => slot.1 = value,
             None => self.0.push((name, value)),
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v)
-    }
-
-    pub fn contains_key(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
-    /// Takes a later record's values: each one it has replaces the earlier one.
-    pub fn extend(&mut self, later: Values<K>) {
+    /// Takes a later record's attributes: each one it has replaces the earlier one.
+    pub fn extend(&mut self, later: Attributes) {
         for (name, value) in later.0 {
             self.insert(name, value);
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.0.iter().map(|(k, v)| (*k, v))
     }
 
     /// As a JSON object.
     pub fn to_map(&self) -> Map<String, Value> {
         self.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
-    }
-}
-
-impl<K: AsRef<str>> Serialize for Values<K> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, value) in &self.0 {
-            map.serialize_entry(name.as_ref(), value)?;
-        }
-        map.end()
     }
 }
 
@@ -310,7 +278,7 @@ pub struct Member {
     pub merge_fields: MergeFields,
     pub tags: Vec<String>,
     /// Member attributes such as `language`, `vip` or `location`, sent beside the merge fields.
-    pub attributes: Values<&'static str>,
+    pub attributes: Attributes,
     /// Groups: sent as `interests` (interest id → bool); boxed, as most contacts have none.
     pub groups: Option<Box<GroupChoice>>,
     /// Not sent: what the sync needs to apply the contact.
@@ -336,7 +304,7 @@ impl Member {
             status_if_new,
             merge_fields: MergeFields::default(),
             tags: Vec::new(),
-            attributes: Values::default(),
+            attributes: Attributes::default(),
             groups: None,
             action,
             owned_tags: None,
